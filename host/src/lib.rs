@@ -1,0 +1,7 @@
+//! videortc: a CDN cache node for YouTube-style DASH video.
+//!
+//! The host owns sockets, WebRTC, signalling and caches; every media decision goes through
+//! the WebAssembly policy component in [`policy`].
+
+pub mod policy;
+pub mod signal;

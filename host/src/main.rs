@@ -1,0 +1,129 @@
+//! The `videortc` binary: configuration at the edge, then the node.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{ArgAction, Parser, Subcommand};
+use videortc::policy::{Policy, PolicyConfig};
+
+/// A CDN cache node for DASH video: a video proxy over HTTP and a WebRTC DataChannel peer.
+#[derive(Debug, Parser)]
+#[command(name = "videortc", version, disable_help_flag = true)]
+struct Cli {
+    /// Port to listen on.
+    #[arg(short = 'p', long = "port", default_value_t = 6060, global = true)]
+    port: u16,
+    /// Address to bind (all interfaces by default).
+    #[arg(short = 'h', long = "host", default_value = "0.0.0.0", global = true)]
+    host: IpAddr,
+    /// A policy component to use instead of the embedded one.
+    #[arg(long, env = "POLICY", global = true)]
+    policy: Option<PathBuf>,
+    /// Print help.
+    #[arg(long, action = ArgAction::Help, global = true)]
+    help: Option<bool>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a signalling server compatible with suconghou/signalserver (`/uid/{id}`).
+    Signal,
+    /// Load and self-check a policy component, print its description and exit.
+    CheckPolicy {
+        /// The component file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,webrtc=warn,webrtc_ice=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("videortc: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(cli.host, cli.port);
+    match cli.command {
+        Some(Command::CheckPolicy { file }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
+            let policy = Policy::new(&bytes, &file.display().to_string(), PolicyConfig::default())?;
+            println!("{}", policy.describe());
+            Ok(())
+        }
+        Some(Command::Signal) => tokio_main(async move {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind {addr}"))?;
+            tracing::info!(%addr, "signalling server listening");
+            videortc::signal::serve(listener, shutdown_signal()).await?;
+            Ok(())
+        }),
+        None => {
+            let policy = match &cli.policy {
+                Some(file) => {
+                    let bytes =
+                        std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+                    Policy::new(&bytes, &file.display().to_string(), PolicyConfig::default())?
+                }
+                None => Policy::with_default(PolicyConfig::default())?,
+            };
+            tracing::info!(policy = %policy.describe(), source = %policy.source(), "policy ready");
+            tokio_main(async move {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind {addr}"))?;
+                tracing::info!(%addr, "listening");
+                drop(listener);
+                shutdown_signal().await;
+                Ok(())
+            })
+        }
+    }
+}
+
+fn tokio_main(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?
+        .block_on(f)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,348 @@
+//! A signalling server compatible with `suconghou/signalserver`.
+//!
+//! Behaviour (the original's, unless noted):
+//! - Accepts WebSocket upgrades whose path ends in `uid/{id}` with a valid 36-character
+//!   [peer id](super::is_valid_peer_id). The original accepts the upgrade and then terminates
+//!   the socket; we reject in the handshake with HTTP 404. The query string is ignored (the
+//!   original rejects any).
+//! - On connect: the newcomer gets `{"event":"init","ids":[…]}` (ids online, other than its
+//!   own, in join order, de-duplicated), then every connection with another id gets
+//!   `{"event":"online","id":…}`. There is no "offline" event.
+//! - Any text or binary frame that is a JSON object with a non-empty string `to` is relayed
+//!   verbatim (same bytes, same frame type) to every connection with that id, the sender
+//!   included. `from` is neither added nor checked. Anything else is logged and ignored.
+//! - Duplicate ids are allowed, as in the original: all connections with the id stay, and all
+//!   receive what is relayed to it. (Closing the older one instead would make two browser tabs
+//!   that share a session id kick each other forever, each reconnecting every 2 s.)
+//! - Heartbeat: a WebSocket ping every [`ServerConfig::ping_interval`]; a connection from which
+//!   nothing (pong or any other frame) arrived since the previous ping is dropped, so a dead
+//!   peer goes within two intervals. The original uses 30 s and counts only pongs.
+//! - Each connection has a bounded outgoing queue ([`ServerConfig::queue_capacity`] messages,
+//!   each at most [`ServerConfig::max_message_size`] bytes). A connection whose queue is full
+//!   is dropped (its client reconnects and signalling is redone) rather than buffering without
+//!   bound as the original does. A write that makes no progress for a ping interval drops it
+//!   too.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{debug, info, warn};
+
+use super::{Message, PEER_ID_LEN, SignalError, is_valid_peer_id};
+
+/// How long a closing handshake may take before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long [`serve`] waits for connections to close after shutdown before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Pause after a failed `accept` (e.g. out of file descriptors), so it is not a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Tunables of the signalling server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Interval between WebSocket pings; a connection silent for a whole interval after a ping
+    /// is dropped. Default 30 s (the original's).
+    pub ping_interval: Duration,
+    /// Messages queued per connection before it is dropped as too slow. Default 256.
+    pub queue_capacity: usize,
+    /// Largest incoming message (and frame) in bytes. Default 256 KiB.
+    pub max_message_size: usize,
+    /// Time allowed for the WebSocket handshake. Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(30),
+            queue_capacity: 256,
+            max_message_size: 256 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs the signalling server with [`ServerConfig::default`] until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SignalError> {
+    serve_with(listener, ServerConfig::default(), shutdown).await
+}
+
+/// Runs the signalling server until `shutdown` completes.
+///
+/// On shutdown it stops accepting, closes every connection (with a close frame), waits up to
+/// 2 s for them and aborts the rest. Dropping the future instead aborts every connection at
+/// once without close frames. Failed `accept`s are logged and retried.
+pub async fn serve_with(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SignalError> {
+    let shared = Shared::default();
+    let mut tasks = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "signalling server listening");
+    }
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    tasks.spawn(handle_connection(stream, addr, shared.clone(), config));
+                }
+                Err(err) => {
+                    warn!(%err, "signalling accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(_) = tasks.join_next() => {}
+        }
+    }
+    drop(listener);
+    info!("signalling server shutting down");
+    shared.lock().close_all();
+    let drained = timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        debug!(left = tasks.len(), "aborting signalling connections");
+    }
+    Ok(())
+}
+
+/// The registry shared by all connection tasks.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Registry>>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Connections online, keyed by a sequence number (so iteration is in join order).
+///
+/// Removing an entry drops its `kick` sender, which makes the connection task close.
+#[derive(Default)]
+struct Registry {
+    next_seq: u64,
+    closed: bool,
+    conns: BTreeMap<u64, Conn>,
+}
+
+struct Conn {
+    id: Arc<str>,
+    tx: mpsc::Sender<WsMessage>,
+    _kick: oneshot::Sender<()>,
+}
+
+impl Registry {
+    /// Registers a newcomer: queues `init` for it and `online` for everyone with another id.
+    /// `None` when the server is shutting down.
+    fn join(
+        &mut self,
+        id: &Arc<str>,
+        tx: mpsc::Sender<WsMessage>,
+        kick: oneshot::Sender<()>,
+    ) -> Option<u64> {
+        if self.closed {
+            return None;
+        }
+        let mut seen = HashSet::new();
+        let ids = self
+            .conns
+            .values()
+            .filter(|c| c.id != *id && seen.insert(c.id.clone()))
+            .map(|c| c.id.to_string())
+            .collect();
+        let init = Message::Init { ids }.to_json().ok()?;
+        let online = Message::Online { id: id.to_string() }.to_json().ok()?;
+        // The queue is new and has room for at least one message.
+        tx.try_send(WsMessage::text(init)).ok()?;
+        self.deliver(|c| c.id != *id, &WsMessage::text(online));
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let id = id.clone();
+        self.conns.insert(
+            seq,
+            Conn {
+                id,
+                tx,
+                _kick: kick,
+            },
+        );
+        Some(seq)
+    }
+
+    /// Queues `msg` for every connection matching `to`; drops those whose queue is full.
+    /// Returns how many got it.
+    fn deliver(&mut self, to: impl Fn(&Conn) -> bool, msg: &WsMessage) -> usize {
+        let mut delivered = 0;
+        let mut full = Vec::new();
+        for (seq, conn) in self.conns.iter().filter(|(_, c)| to(c)) {
+            match conn.tx.try_send(msg.clone()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => full.push(*seq),
+                // The task is ending and will remove itself.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        for seq in full {
+            if let Some(conn) = self.conns.remove(&seq) {
+                warn!(peer = %conn.id, "signalling queue full; dropping slow connection");
+            }
+        }
+        delivered
+    }
+
+    fn leave(&mut self, seq: u64) {
+        self.conns.remove(&seq);
+    }
+
+    fn close_all(&mut self) {
+        self.closed = true;
+        self.conns.clear();
+    }
+}
+
+/// The peer id in a request path ending in `uid/{id}`.
+fn peer_id_from_path(path: &str) -> Option<&str> {
+    let split = path.len().checked_sub(PEER_ID_LEN)?;
+    let id = path.get(split..)?;
+    let prefix = path.get(..split)?;
+    (prefix.ends_with("uid/") && is_valid_peer_id(id)).then_some(id)
+}
+
+fn not_found() -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some("expected /uid/{36-char id}".to_owned()));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+async fn handle_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    shared: Shared,
+    config: ServerConfig,
+) {
+    let mut id = None;
+    #[allow(clippy::result_large_err)] // the error type is tungstenite's
+    let check_path = |request: &Request, response: Response| {
+        let found = peer_id_from_path(request.uri().path()).ok_or_else(not_found)?;
+        id = Some(Arc::<str>::from(found));
+        Ok(response)
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
+    let mut ws = match timeout(config.handshake_timeout, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(err)) => return debug!(%addr, %err, "signalling handshake rejected"),
+        Err(_) => return debug!(%addr, "signalling handshake timed out"),
+    };
+    let Some(id) = id else { return };
+
+    let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+    let (kick_tx, kick_rx) = oneshot::channel();
+    let Some(seq) = shared.lock().join(&id, tx, kick_tx) else {
+        let _ = timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+        return;
+    };
+    info!(peer = %id, %addr, "signalling peer connected");
+    let reason = run_connection(&mut ws, &id, rx, kick_rx, &shared, config).await;
+    shared.lock().leave(seq);
+    info!(peer = %id, %addr, reason, "signalling peer disconnected");
+    let _ = timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+}
+
+/// Pumps one connection until it ends; returns why.
+async fn run_connection(
+    ws: &mut WebSocketStream<TcpStream>,
+    id: &str,
+    mut rx: mpsc::Receiver<WsMessage>,
+    mut kick: oneshot::Receiver<()>,
+    shared: &Shared,
+    config: ServerConfig,
+) -> &'static str {
+    // A zero period would panic in `interval_at` (and make a busy loop).
+    let period = config.ping_interval.max(Duration::from_millis(1));
+    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut alive = true;
+    loop {
+        let outgoing = tokio::select! {
+            biased;
+            _ = &mut kick => return "removed (queue full or shutdown)",
+            frame = ws.next() => match frame {
+                Some(Ok(msg @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
+                    alive = true;
+                    relay(shared, id, msg);
+                    continue;
+                }
+                Some(Ok(WsMessage::Close(_))) | None => return "closed by peer",
+                Some(Ok(_)) => {
+                    alive = true;
+                    continue;
+                }
+                Some(Err(err)) => {
+                    debug!(peer = %id, %err, "signalling read failed");
+                    return "read error";
+                }
+            },
+            queued = rx.recv() => match queued {
+                Some(msg) => msg,
+                None => return "queue closed",
+            },
+            _ = ping.tick() => {
+                if !alive {
+                    return "no pong";
+                }
+                alive = false;
+                WsMessage::Ping(Default::default())
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = &mut kick => return "removed (queue full or shutdown)",
+            sent = timeout(period, ws.send(outgoing)) => match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    debug!(peer = %id, %err, "signalling write failed");
+                    return "write error";
+                }
+                Err(_) => return "write timed out",
+            },
+        }
+    }
+}
+
+/// Relays a frame verbatim to the connections named by its `to`.
+fn relay(shared: &Shared, from: &str, msg: WsMessage) {
+    let to = match serde_json::from_slice::<serde_json::Value>(msg.clone().into_data().as_ref()) {
+        Ok(value) => match value.get("to").and_then(serde_json::Value::as_str) {
+            Some(to) if !to.is_empty() => to.to_owned(),
+            _ => return debug!(peer = %from, "signalling message without `to` ignored"),
+        },
+        Err(err) => return debug!(peer = %from, %err, "invalid signalling message ignored"),
+    };
+    let delivered = shared.lock().deliver(|c| *c.id == *to, &msg);
+    debug!(peer = %from, %to, delivered, "signalling message relayed");
+}
