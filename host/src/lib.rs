@@ -3,5 +3,7 @@
 //! The host owns sockets, WebRTC, signalling and caches; every media decision goes through
 //! the WebAssembly policy component in [`policy`].
 
+pub mod config;
+pub mod media;
 pub mod policy;
 pub mod signal;

@@ -1,0 +1,420 @@
+//! Node configuration from the environment (SPEC §2). Every value is validated up front so a
+//! bad setting stops the node with one clear line instead of failing later.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::signal::is_valid_peer_id;
+
+/// A configuration error: the variable and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {msg}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong.
+    pub msg: String,
+}
+
+fn err(var: &'static str, msg: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        msg: msg.into(),
+    }
+}
+
+/// A proxy for outgoing requests: `http://host:port` or SOCKS5 `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxySetting {
+    /// An HTTP(S) proxy URL.
+    Http(Url),
+    /// A SOCKS5 proxy with optional credentials.
+    Socks5 {
+        /// `host:port`.
+        addr: String,
+        /// Username and password.
+        auth: Option<(String, String)>,
+    },
+}
+
+/// An ICE server: its URLs and optional credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:` / `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    pub username: Option<String>,
+    /// TURN credential.
+    pub credential: Option<String>,
+}
+
+/// `PUBLICIP`: the address to announce, and optionally the one UDP port for all ICE traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicIp {
+    /// Announced as the host candidate (NAT 1:1).
+    pub ip: IpAddr,
+    /// With a port, every peer shares one UDP socket on it (ICE UDP mux).
+    pub port: Option<u16>,
+}
+
+/// WebRTC settings; present when both `ID` and `WS_ADDR` are set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtcSettings {
+    /// This peer's 36-character id.
+    pub id: String,
+    /// Signalling prefix; the node dials `ws_addr + id`.
+    pub ws_addr: String,
+    /// ICE servers (`ICE_SERVERS`), none by default.
+    pub ice_servers: Vec<IceServer>,
+    /// `PUBLICIP`.
+    pub public_ip: Option<PublicIp>,
+    /// In-flight bytes per DataChannel (`RTC_WINDOW`), 64 KiB by default.
+    pub window: usize,
+}
+
+/// Everything the node reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// WebRTC mode, if enabled.
+    pub rtc: Option<RtcSettings>,
+    /// `BASE_URL`: info and bytes come from this videoproxy-compatible server.
+    pub base_url: Option<Url>,
+    /// `VIDEO_PROXY` for parsing and media fetches.
+    pub video_proxy: Option<ProxySetting>,
+    /// `IMAGE_PROXY` for thumbnails.
+    pub image_proxy: Option<ProxySetting>,
+    /// `API_PROXY` for the data API.
+    pub api_proxy: Option<ProxySetting>,
+    /// `UPSTREAM`: `/video/...` is reverse-proxied to these.
+    pub upstreams: Vec<Url>,
+    /// `YOUTUBE_API_KEY`.
+    pub youtube_api_key: Option<String>,
+    /// `CODE_PASS`: the two numbers that de-obfuscate video ids.
+    pub code_pass: Option<(u64, u64)>,
+    /// `CACHE_BYTES`: byte budget of the segment cache (64 MiB by default).
+    pub cache_bytes: u64,
+    /// `SEGMENT_TTL`: how long fetched segment bytes stay cached (seconds, 120 by default).
+    pub segment_ttl: Duration,
+}
+
+/// Default in-flight window per DataChannel (WEBRTC-NOTES: best on one host).
+pub const DEFAULT_WINDOW: usize = 64 * 1024;
+/// Default segment cache budget.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (the environment, or a map in tests). Empty values
+    /// count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let rtc = match (get("ID"), get("WS_ADDR")) {
+            (None, None) => None,
+            (Some(id), Some(ws_addr)) => {
+                if !is_valid_peer_id(&id) {
+                    return Err(err("ID", format!("{id:?} is not a 36-character peer id")));
+                }
+                let parsed = Url::parse(&ws_addr).map_err(|e| err("WS_ADDR", e.to_string()))?;
+                if !matches!(parsed.scheme(), "ws" | "wss") {
+                    return Err(err("WS_ADDR", "must start with ws:// or wss://"));
+                }
+                Some(RtcSettings {
+                    id,
+                    ws_addr,
+                    ice_servers: get("ICE_SERVERS")
+                        .map(|v| parse_ice_servers(&v))
+                        .transpose()?
+                        .unwrap_or_default(),
+                    public_ip: get("PUBLICIP").map(|v| parse_public_ip(&v)).transpose()?,
+                    window: match get("RTC_WINDOW") {
+                        Some(v) => parse_window(&v)?,
+                        None => DEFAULT_WINDOW,
+                    },
+                })
+            }
+            (Some(_), None) => return Err(err("WS_ADDR", "required when ID is set")),
+            (None, Some(_)) => return Err(err("ID", "required when WS_ADDR is set")),
+        };
+        let proxy = |var: &'static str, user: &'static str, pass: &'static str| {
+            get(var)
+                .map(|v| parse_proxy(var, &v, get(user).zip(get(pass))))
+                .transpose()
+        };
+        Ok(Config {
+            rtc,
+            base_url: get("BASE_URL")
+                .map(|v| parse_http_url("BASE_URL", &v))
+                .transpose()?,
+            video_proxy: proxy("VIDEO_PROXY", "VIDEO_PROXY_USER", "VIDEO_PROXY_PASSWORD")?,
+            image_proxy: proxy("IMAGE_PROXY", "IMAGE_PROXY_USER", "IMAGE_PROXY_PASSWORD")?,
+            api_proxy: proxy("API_PROXY", "API_PROXY_USER", "API_PROXY_PASSWORD")?,
+            upstreams: get("UPSTREAM")
+                .map(|v| {
+                    v.split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| parse_http_url("UPSTREAM", s))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
+            youtube_api_key: get("YOUTUBE_API_KEY"),
+            code_pass: get("CODE_PASS").map(|v| parse_code_pass(&v)).transpose()?,
+            cache_bytes: match get("CACHE_BYTES") {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| err("CACHE_BYTES", format!("{v:?} is not a byte count")))?,
+                None => DEFAULT_CACHE_BYTES,
+            },
+            segment_ttl: match get("SEGMENT_TTL") {
+                Some(v) => Duration::from_secs(
+                    v.parse()
+                        .map_err(|_| err("SEGMENT_TTL", format!("{v:?} is not seconds")))?,
+                ),
+                None => Duration::from_secs(120),
+            },
+        })
+    }
+}
+
+fn parse_http_url(var: &'static str, v: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(v).map_err(|e| err(var, format!("{v:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(err(var, format!("{v:?} is not an http(s) URL")));
+    }
+    Ok(url)
+}
+
+fn parse_proxy(
+    var: &'static str,
+    v: &str,
+    auth: Option<(String, String)>,
+) -> Result<ProxySetting, ConfigError> {
+    if v.contains("://") {
+        let url = Url::parse(v).map_err(|e| err(var, format!("{v:?}: {e}")))?;
+        return match url.scheme() {
+            "http" | "https" if url.host_str().is_some() => Ok(ProxySetting::Http(url)),
+            "socks5" | "socks5h" => Ok(ProxySetting::Socks5 {
+                addr: format!(
+                    "{}:{}",
+                    url.host_str().unwrap_or_default(),
+                    url.port().unwrap_or(1080)
+                ),
+                auth,
+            }),
+            _ => Err(err(
+                var,
+                format!("{v:?}: use http://host:port or host:port"),
+            )),
+        };
+    }
+    let (host, port) = v
+        .rsplit_once(':')
+        .ok_or_else(|| err(var, format!("{v:?}: expected host:port")))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(err(var, format!("{v:?}: expected host:port")));
+    }
+    Ok(ProxySetting::Socks5 {
+        addr: v.to_owned(),
+        auth,
+    })
+}
+
+/// `ICE_SERVERS`: `;`-separated servers, each `url[,url...][|username|credential]`.
+pub fn parse_ice_servers(v: &str) -> Result<Vec<IceServer>, ConfigError> {
+    v.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let mut parts = entry.split('|');
+            let urls: Vec<String> = parts
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if urls.is_empty()
+                || urls.iter().any(|u| {
+                    !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:"))
+                })
+            {
+                return Err(err(
+                    "ICE_SERVERS",
+                    format!("{entry:?}: URLs must start with stun:, turn: or turns:"),
+                ));
+            }
+            let username = parts.next().map(str::to_owned);
+            let credential = parts.next().map(str::to_owned);
+            if parts.next().is_some() || username.is_some() != credential.is_some() {
+                return Err(err(
+                    "ICE_SERVERS",
+                    format!("{entry:?}: expected urls|username|credential"),
+                ));
+            }
+            Ok(IceServer {
+                urls,
+                username,
+                credential,
+            })
+        })
+        .collect()
+}
+
+/// `PUBLICIP`: `ip` or `ip:port` (`[v6]:port` for IPv6 with a port).
+pub fn parse_public_ip(v: &str) -> Result<PublicIp, ConfigError> {
+    if let Ok(ip) = v.parse::<IpAddr>() {
+        return Ok(PublicIp { ip, port: None });
+    }
+    match v.parse::<std::net::SocketAddr>() {
+        Ok(sa) if sa.port() != 0 => Ok(PublicIp {
+            ip: sa.ip(),
+            port: Some(sa.port()),
+        }),
+        _ => Err(err("PUBLICIP", format!("{v:?}: expected ip or ip:port"))),
+    }
+}
+
+fn parse_window(v: &str) -> Result<usize, ConfigError> {
+    match v.parse::<usize>() {
+        Ok(n) if (16 * 1024..=16 << 20).contains(&n) => Ok(n),
+        _ => Err(err(
+            "RTC_WINDOW",
+            format!("{v:?}: bytes between 16384 and 16777216"),
+        )),
+    }
+}
+
+fn parse_code_pass(v: &str) -> Result<(u64, u64), ConfigError> {
+    let bad = || {
+        err(
+            "CODE_PASS",
+            format!("{v:?}: expected two positive numbers r1,r2"),
+        )
+    };
+    let (a, b) = v.split_once(',').ok_or_else(bad)?;
+    match (a.trim().parse::<u64>(), b.trim().parse::<u64>()) {
+        (Ok(a), Ok(b)) if a > 0 && b > 0 => Ok((a, b)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const ID: &str = "zznj1q6h-2hmf-1fmc-2ajh-20mx2hxk1r6r";
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn plain_proxy_mode() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.rtc.is_none());
+        assert!(c.base_url.is_none());
+        assert_eq!(c.cache_bytes, DEFAULT_CACHE_BYTES);
+    }
+
+    #[test]
+    fn rtc_mode_needs_both() {
+        let c = cfg(&[("ID", ID), ("WS_ADDR", "wss://ws.example/uid/")]).unwrap();
+        let rtc = c.rtc.unwrap();
+        assert_eq!(rtc.id, ID);
+        assert_eq!(rtc.window, DEFAULT_WINDOW);
+        assert_eq!(cfg(&[("ID", ID)]).unwrap_err().var, "WS_ADDR");
+        assert_eq!(cfg(&[("WS_ADDR", "ws://x/uid/")]).unwrap_err().var, "ID");
+        assert_eq!(
+            cfg(&[("ID", "short"), ("WS_ADDR", "ws://x/")])
+                .unwrap_err()
+                .var,
+            "ID"
+        );
+        assert_eq!(
+            cfg(&[("ID", ID), ("WS_ADDR", "http://x/")])
+                .unwrap_err()
+                .var,
+            "WS_ADDR"
+        );
+    }
+
+    #[test]
+    fn values() {
+        let c = cfg(&[
+            ("ID", ID),
+            ("WS_ADDR", "ws://127.0.0.1:1/uid/"),
+            ("PUBLICIP", "1.2.3.4:5000"),
+            ("ICE_SERVERS", "stun:a:3478;turn:b:3478,turns:b:5349|u|p"),
+            ("BASE_URL", "https://video.example/video"),
+            ("VIDEO_PROXY", "127.0.0.1:1080"),
+            ("VIDEO_PROXY_USER", "u"),
+            ("VIDEO_PROXY_PASSWORD", "p"),
+            ("IMAGE_PROXY", "http://127.0.0.1:3128"),
+            ("UPSTREAM", "http://a.example; https://b.example/"),
+            ("CODE_PASS", "3,7"),
+        ])
+        .unwrap();
+        let rtc = c.rtc.unwrap();
+        assert_eq!(
+            rtc.public_ip,
+            Some(PublicIp {
+                ip: [1, 2, 3, 4].into(),
+                port: Some(5000)
+            })
+        );
+        assert_eq!(rtc.ice_servers.len(), 2);
+        assert_eq!(rtc.ice_servers[1].username.as_deref(), Some("u"));
+        assert_eq!(
+            c.video_proxy,
+            Some(ProxySetting::Socks5 {
+                addr: "127.0.0.1:1080".into(),
+                auth: Some(("u".into(), "p".into()))
+            })
+        );
+        assert!(matches!(c.image_proxy, Some(ProxySetting::Http(_))));
+        assert_eq!(c.upstreams.len(), 2);
+        assert_eq!(c.code_pass, Some((3, 7)));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for (k, v) in [
+            ("PUBLICIP", "1.2.3"),
+            ("PUBLICIP", "1.2.3.4:0"),
+            ("ICE_SERVERS", "http://x"),
+            ("ICE_SERVERS", "stun:x|user"),
+            ("RTC_WINDOW", "12"),
+        ] {
+            let e = cfg(&[("ID", ID), ("WS_ADDR", "ws://x/uid/"), (k, v)]).unwrap_err();
+            assert_eq!(e.var, k, "{v}");
+        }
+        for (k, v) in [
+            ("BASE_URL", "ftp://x"),
+            ("BASE_URL", "not a url"),
+            ("VIDEO_PROXY", "nohostport"),
+            ("UPSTREAM", "http://ok;bad"),
+            ("CODE_PASS", "3"),
+            ("CACHE_BYTES", "lots"),
+        ] {
+            assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k, "{v}");
+        }
+    }
+}

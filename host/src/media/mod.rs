@@ -1,0 +1,12 @@
+//! Media: VideoInfo, segment tables and segment bytes (SPEC §5–§6).
+//!
+//! [`Origin`] fetches from BASE_URL or stream URLs; [`MediaHub`] caches and coalesces, and
+//! asks the policy every question about the media.
+
+mod hub;
+mod info;
+mod origin;
+
+pub use hub::{CacheSummary, CachedVideo, HubConfig, MediaError, MediaHub, MediaStats};
+pub use info::{Caption, RangeItem, StreamItem, VideoInfo};
+pub use origin::{Origin, OriginError, http_client};
