@@ -4,6 +4,7 @@
 //! the WebAssembly policy component in [`policy`].
 
 pub mod config;
+pub mod http;
 pub mod media;
 pub mod policy;
 pub mod signal;

@@ -2,10 +2,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{ArgAction, Parser, Subcommand};
 use videortc::policy::{Policy, PolicyConfig};
+
+mod node;
 
 /// A CDN cache node for DASH video: a video proxy over HTTP and a WebRTC DataChannel peer.
 #[derive(Debug, Parser)]
@@ -74,6 +77,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
         None => {
+            let config = match videortc::config::Config::from_env() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("videortc: bad configuration: {e}");
+                    std::process::exit(2);
+                }
+            };
             let policy = match &cli.policy {
                 Some(file) => {
                     let bytes =
@@ -83,15 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Policy::with_default(PolicyConfig::default())?,
             };
             tracing::info!(policy = %policy.describe(), source = %policy.source(), "policy ready");
-            tokio_main(async move {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("bind {addr}"))?;
-                tracing::info!(%addr, "listening");
-                drop(listener);
-                shutdown_signal().await;
-                Ok(())
-            })
+            tokio_main(node::run(addr, config, Arc::new(policy), shutdown_signal()))
         }
     }
 }
