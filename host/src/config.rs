@@ -72,6 +72,8 @@ pub struct RtcSettings {
     pub public_ip: Option<PublicIp>,
     /// In-flight bytes per DataChannel (`RTC_WINDOW`), 64 KiB by default.
     pub window: usize,
+    /// Offer loopback ICE candidates (`RTC_LOOPBACK=1`): for peers on the same host (tests).
+    pub include_loopback: bool,
 }
 
 /// Everything the node reads from its environment.
@@ -139,6 +141,11 @@ impl Config {
                     window: match get("RTC_WINDOW") {
                         Some(v) => parse_window(&v)?,
                         None => DEFAULT_WINDOW,
+                    },
+                    include_loopback: match get("RTC_LOOPBACK").as_deref() {
+                        None | Some("0") | Some("false") => false,
+                        Some("1") | Some("true") => true,
+                        Some(v) => return Err(err("RTC_LOOPBACK", format!("{v:?}: use 1 or 0"))),
                     },
                 })
             }
