@@ -158,6 +158,8 @@ impl wframing::Guest for Component {
 
 impl wprotocol::Guest for Component {
     fn decode(text: String) -> wprotocol::Message {
+        #[cfg(feature = "chaos")]
+        crate::chaos::on_decode(&text);
         match protocol::decode(&text) {
             protocol::Message::Ping => wprotocol::Message::Ping,
             protocol::Message::Pong => wprotocol::Message::Pong,

@@ -12,6 +12,10 @@ mod reader;
 pub mod selection;
 pub mod types;
 
+// Test-only misbehaviour; absent from the normal build.
+#[cfg(feature = "chaos")]
+pub mod chaos;
+
 // The bindings wit-bindgen generates use unsafe ABI glue.
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code, missing_docs)]
@@ -19,5 +23,8 @@ mod component;
 
 /// Name and version of this policy build.
 pub fn describe() -> String {
-    format!("videortc-guest {}", env!("CARGO_PKG_VERSION"))
+    let name = format!("videortc-guest {}", env!("CARGO_PKG_VERSION"));
+    #[cfg(feature = "chaos")]
+    let name = format!("{name} {}", chaos::TAG);
+    name
 }

@@ -7,4 +7,5 @@ pub mod config;
 pub mod http;
 pub mod media;
 pub mod policy;
+pub mod rtc;
 pub mod signal;

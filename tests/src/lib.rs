@@ -1,5 +1,10 @@
 //! Helpers shared by the integration tests.
 
+pub mod browser;
+pub mod mesh;
 pub mod node;
 pub mod origin;
+pub mod proxy;
+pub mod stand_in;
 pub mod walk;
+pub mod xml;

@@ -16,12 +16,19 @@ pub fn binary() -> Result<PathBuf, String> {
         .and_then(|deps| deps.parent())
         .ok_or("cannot locate the target directory")?;
     let bin = profile_dir.join("videortc");
-    let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-    let target_dir = profile_dir.parent().ok_or("cannot locate the target directory")?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug");
+    let target_dir = profile_dir
+        .parent()
+        .ok_or("cannot locate the target directory")?;
     // Always ask cargo: it is a no-op when the binary is fresh.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "videortc", "--bin", "videortc"]).arg("--target-dir").arg(target_dir);
+    cmd.args(["build", "-q", "-p", "videortc", "--bin", "videortc"])
+        .arg("--target-dir")
+        .arg(target_dir);
     if profile == "release" {
         cmd.arg("--release");
     } else if profile != "debug" {
@@ -60,7 +67,10 @@ impl Node {
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("NODE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -80,7 +90,10 @@ impl Node {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("videortc exited early: {status}"));
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Ok(Node { child, port });
             }
             if Instant::now() > deadline {

@@ -1,22 +1,24 @@
 //! A real HTTP origin for tests: serves the ffmpeg fixtures through the videoproxy BASE_URL API
-//! (`/{vid}.json`, `/{vid}/{itag}/{start}-{end}.ts`) and as direct stream URLs
-//! (`/media/{file}?x=1&range=start-end`), with request counters, delays and injected failures.
+//! (`/{vid}.json`, `/{vid}.xml?lang=`, `/{vid}/{itag}/{start}-{end}.ts`) and as direct stream
+//! URLs (`/media/{file}?x=1&range=start-end`, or with an HTTP `Range` header like a CDN), with
+//! request counters, delays, throttled bodies, injected failures and per-video statuses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::walk::{self, Layout};
+use crate::walk::{self, Layout, Range};
 
 /// The video id the test origin serves.
 pub const VID: &str = "fixtureVid01";
@@ -60,6 +62,49 @@ pub fn fixture_streams() -> Result<Vec<Stream>, String> {
         .collect()
 }
 
+/// A stream of `len` deterministic pseudo-random bytes (`seed` picks which), served as
+/// `/media/{file}`. Its layout is a placeholder: list its itag in [`Control::plain`] so the
+/// info does not claim init and index ranges it does not have.
+pub fn synthetic_stream(itag: u32, file: &str, mime: &str, len: usize, seed: u64) -> Stream {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut bytes = Vec::with_capacity(len + 8);
+    while bytes.len() < len {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        bytes.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    bytes.truncate(len);
+    let zero = Range { start: 0, end: 0 };
+    Stream {
+        itag,
+        file: file.to_owned(),
+        mime: mime.to_owned(),
+        bytes: Bytes::from(bytes),
+        layout: Layout {
+            len: len as u64,
+            init: zero,
+            index: zero,
+            segments: Vec::new(),
+            segment_data_start: 0,
+        },
+    }
+}
+
+/// Bodies of media responses: counted, and optionally sent slowly.
+#[derive(Debug, Default)]
+pub struct BodyStats {
+    /// Media bodies started.
+    pub started: AtomicU64,
+    /// Media bodies sent to the end.
+    pub finished: AtomicU64,
+    /// Media bodies dropped before the end (the client went away).
+    pub dropped: AtomicU64,
+    /// Payload bytes handed to the server for sending.
+    pub bytes: AtomicU64,
+}
+
 /// Behaviour switches and counters shared with the test.
 #[derive(Debug, Default)]
 pub struct Control {
@@ -72,10 +117,31 @@ pub struct Control {
     /// Delay every response by this many milliseconds.
     pub delay_ms: AtomicU64,
     /// Whether stream URLs are included in the info.
-    pub with_urls: std::sync::atomic::AtomicBool,
+    pub with_urls: AtomicBool,
+    /// Itags listed without `initRange`/`indexRange` (progressive streams).
+    pub plain: Mutex<Vec<u32>>,
+    /// Itags listed without `len`.
+    pub no_len: Mutex<Vec<u32>>,
+    /// Statuses for `/{vid}.json` of other videos (e.g. 204 for one the allow-list refuses,
+    /// 500 for one it allows but cannot parse); unknown videos get 404.
+    pub info_status: Mutex<HashMap<String, u16>>,
+    /// Media bodies are sent in chunks of this many bytes (64 KiB when 0)...
+    pub chunk_bytes: AtomicU64,
+    /// ...with this many milliseconds between chunks.
+    pub chunk_delay_ms: AtomicU64,
+    /// Cut every media body after this many bytes, keeping its full `Content-Length` (0: never).
+    pub cut_after: AtomicU64,
+    /// Media body counters.
+    pub bodies: BodyStats,
+    /// The last request headers seen, by path.
+    pub headers: Mutex<HashMap<String, HeaderMap>>,
 }
 
 impl Control {
+    fn listed(list: &Mutex<Vec<u32>>, itag: u32) -> bool {
+        list.lock().map(|l| l.contains(&itag)).unwrap_or(false)
+    }
+
     /// How many times a path was requested.
     pub fn hits(&self, path: &str) -> u64 {
         self.hits
@@ -137,6 +203,7 @@ impl TestOrigin {
         };
         let router = Router::new()
             .route("/media/{file}", get(media))
+            .route("/captions/{file}", get(caption_file))
             .route("/{vid}/{itag}/{range}", get(range))
             .route("/{file}", get(info))
             .with_state(app);
@@ -163,7 +230,16 @@ impl TestOrigin {
 }
 
 async fn gate(app: &App, key: String) -> Option<Response> {
+    gate_with(app, key, None).await
+}
+
+async fn gate_with(app: &App, key: String, headers: Option<&HeaderMap>) -> Option<Response> {
     app.control.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(h) = headers
+        && let Ok(mut all) = app.control.headers.lock()
+    {
+        all.insert(key.clone(), h.clone());
+    }
     if let Ok(mut h) = app.control.hits.lock() {
         *h.entry(key).or_default() += 1;
     }
@@ -192,24 +268,108 @@ fn info_json(app: &App) -> Value {
             "initRange": {"start": s.layout.init.start.to_string(), "end": s.layout.init.end.to_string()},
             "indexRange": {"start": s.layout.index.start.to_string(), "end": s.layout.index.end.to_string()},
         });
-        if with_urls && let Some(o) = v.as_object_mut() {
-            o.insert(
-                "url".into(),
-                json!(format!("http://{}/media/{}?expire=1", app.addr, s.file)),
-            );
+        if let Some(o) = v.as_object_mut() {
+            if with_urls {
+                o.insert(
+                    "url".into(),
+                    json!(format!("http://{}/media/{}?expire=1", app.addr, s.file)),
+                );
+            }
+            if Control::listed(&app.control.plain, s.itag) {
+                o.remove("initRange");
+                o.remove("indexRange");
+            }
+            if Control::listed(&app.control.no_len, s.itag) {
+                o.remove("len");
+            }
         }
         streams.insert(s.itag.to_string(), v);
     }
-    json!({"id": VID, "title": "Fixture video", "duration": "6", "author": "ffmpeg", "streams": streams})
+    let captions: Vec<Value> = CAPTION_LANGS
+        .iter()
+        .map(|lang| {
+            if with_urls {
+                json!({"language": lang, "url": format!("http://{}/captions/{lang}.xml?v={VID}", app.addr)})
+            } else {
+                json!({"language": lang})
+            }
+        })
+        .collect();
+    json!({"id": VID, "title": TITLE, "duration": "6", "author": "ffmpeg",
+        "captions": captions, "streams": streams})
 }
 
-async fn info(State(app): State<App>, Path(file): Path<String>) -> Response {
-    if let Some(r) = gate(&app, format!("/{file}")).await {
+/// The title of the test video (non-ASCII, with characters a file name must not carry).
+pub const TITLE: &str = "Fixture vidéo: \"test\"/1";
+
+/// Caption languages of the test video.
+pub const CAPTION_LANGS: [&str; 2] = ["en", "fr"];
+
+/// The caption track in `lang` as the origin serves it.
+pub fn caption_xml(lang: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\" ?><transcript><text start=\"0\" dur=\"1\">{VID} in {lang}</text></transcript>"
+    )
+}
+
+fn caption_response(lang: &str) -> Response {
+    if !CAPTION_LANGS.contains(&lang) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/xml; charset=UTF-8")],
+        caption_xml(lang),
+    )
+        .into_response()
+}
+
+async fn caption_file(
+    State(app): State<App>,
+    Path(file): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = gate(&app, format!("/captions/{file}")).await {
         return r;
     }
-    match file.strip_suffix(".json") {
-        Some(VID) => axum::Json(info_json(&app)).into_response(),
+    match (file.strip_suffix(".xml"), q.get("v").map(String::as_str)) {
+        (Some(lang), Some(VID)) => caption_response(lang),
         _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn info(
+    State(app): State<App>,
+    Path(file): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let key = match q.get("lang") {
+        Some(lang) => format!("/{file}?lang={lang}"),
+        None => format!("/{file}"),
+    };
+    if let Some(r) = gate(&app, key).await {
+        return r;
+    }
+    if let Some(vid) = file.strip_suffix(".xml") {
+        return match (vid, q.get("lang")) {
+            (VID, Some(lang)) => caption_response(lang),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    let Some(vid) = file.strip_suffix(".json") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if vid == VID {
+        return axum::Json(info_json(&app)).into_response();
+    }
+    let status = app
+        .control
+        .info_status
+        .lock()
+        .ok()
+        .and_then(|m| m.get(vid).copied());
+    match status.and_then(|s| StatusCode::from_u16(s).ok()) {
+        Some(s) => s.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -237,10 +397,105 @@ async fn range(
     let bounds = range.strip_suffix(".ts").and_then(parse_range);
     match (vid == VID, stream, bounds) {
         (true, Some(s), Some((a, b))) => match slice(s, a, b) {
-            Some(bytes) => bytes.into_response(),
+            Some(bytes) => send(&app, StatusCode::OK, bytes, HeaderMap::new()),
             None => StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
         },
         _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Sends a media body in chunks (throttled and cut as [`Control`] says), with its full
+/// `Content-Length`, counting it in [`BodyStats`].
+fn send(app: &App, status: StatusCode, bytes: Bytes, mut headers: HeaderMap) -> Response {
+    let c = app.control.clone();
+    let chunk = match c.chunk_bytes.load(Ordering::SeqCst) {
+        0 => 64 * 1024,
+        n => usize::try_from(n).unwrap_or(64 * 1024),
+    };
+    let delay = Duration::from_millis(c.chunk_delay_ms.load(Ordering::SeqCst));
+    let cut = usize::try_from(c.cut_after.load(Ordering::SeqCst)).unwrap_or(0);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    c.bodies.started.fetch_add(1, Ordering::SeqCst);
+    let full = bytes.len();
+    let sent = if cut > 0 {
+        bytes.slice(..cut.min(full))
+    } else {
+        bytes
+    };
+    let guard = BodyGuard {
+        control: c,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(
+        (sent, 0usize, guard),
+        move |(bytes, at, mut guard)| async move {
+            if at >= bytes.len() {
+                return None;
+            }
+            if at > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let end = (at + chunk).min(bytes.len());
+            let piece = bytes.slice(at..end);
+            let control = &guard.control;
+            control
+                .bodies
+                .bytes
+                .fetch_add(piece.len() as u64, Ordering::SeqCst);
+            if end == bytes.len() {
+                // Handed over whole (a cut body does not count as finished).
+                guard.done = true;
+                if end == full {
+                    guard.control.bodies.finished.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Some((Ok::<_, std::io::Error>(piece), (bytes, end, guard)))
+        },
+    );
+    let mut resp = Response::new(Body::from_stream(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().extend(headers);
+    resp
+}
+
+/// Counts a media body dropped before its end.
+struct BodyGuard {
+    control: Arc<Control>,
+    done: bool,
+}
+
+impl Drop for BodyGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.control.bodies.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One `Range: bytes=` range against `len` (like a CDN: a single range, suffix and open
+/// forms); `Err(())` when unsatisfiable, `Ok(None)` for no usable header.
+fn header_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let r = match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) if a <= b => (a, b.min(len.saturating_sub(1))),
+        (Ok(a), Err(_)) if b.is_empty() => (a, len.saturating_sub(1)),
+        (Err(_), Ok(n)) if a.is_empty() && n > 0 => (len.saturating_sub(n), len.saturating_sub(1)),
+        _ => return Ok(None),
+    };
+    if len == 0 || r.0 >= len {
+        Err(())
+    } else {
+        Ok(Some(r))
     }
 }
 
@@ -248,21 +503,48 @@ async fn media(
     State(app): State<App>,
     Path(file): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     let key = format!(
         "/media/{file}?range={}",
         q.get("range").map_or("", String::as_str)
     );
-    if let Some(r) = gate(&app, key).await {
+    if let Some(r) = gate_with(&app, key, Some(&headers)).await {
         return r;
     }
     let Some(s) = app.streams.iter().find(|s| s.file == file) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let mut out = HeaderMap::new();
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(essence) = s.mime.split(';').next()
+        && let Ok(v) = HeaderValue::from_str(essence)
+    {
+        out.insert(header::CONTENT_TYPE, v);
+    }
     match q.get("range").map(|r| parse_range(r)) {
-        None => s.bytes.clone().into_response(),
+        None => match header_range(&headers, s.layout.len) {
+            Ok(None) => send(&app, StatusCode::OK, s.bytes.clone(), out),
+            Ok(Some((a, b))) => match slice(s, a, b) {
+                Some(bytes) => {
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{}", s.layout.len))
+                    {
+                        out.insert(header::CONTENT_RANGE, v);
+                    }
+                    send(&app, StatusCode::PARTIAL_CONTENT, bytes, out)
+                }
+                None => StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
+            },
+            Err(()) => {
+                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", s.layout.len)) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                r
+            }
+        },
         Some(Some((a, b))) => match slice(s, a, b) {
-            Some(bytes) => bytes.into_response(),
+            Some(bytes) => send(&app, StatusCode::OK, bytes, out),
             None => StatusCode::RANGE_NOT_SATISFIABLE.into_response(),
         },
         Some(None) => StatusCode::BAD_REQUEST.into_response(),

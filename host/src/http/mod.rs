@@ -1,16 +1,25 @@
-//! The HTTP API (SPEC §7): node status and metrics, peers, and the videoproxy routes.
+//! The HTTP API (SPEC §7): node status and metrics, peers, the videoproxy routes under
+//! `/video` (or, with `UPSTREAM`, a balancing reverse proxy for them) and static files.
 
+mod files;
 mod status;
+pub mod upstream;
+pub mod video;
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::routing::get;
+use axum::http::{HeaderName, Method, header};
+use axum::routing::{any, get};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 use crate::config::Config;
 use crate::media::MediaHub;
 use crate::policy::Policy;
+use upstream::Upstream;
+use video::{Endpoints, VideoApi};
 
 /// What the WebRTC side shows the HTTP API (implemented by the peer manager).
 pub trait PeerView: Send + Sync + 'static {
@@ -34,6 +43,57 @@ pub struct Shared {
     pub peers: Option<Arc<dyn PeerView>>,
     /// When the node started.
     pub started: Instant,
+    /// Clients, caches and endpoints of the `/video` routes.
+    pub video: VideoApi,
+    /// The `UPSTREAM` balancer; when set, `/video/...` goes there instead of `video`.
+    pub upstream: Option<Upstream>,
+    /// Where static files are served from (`./public`).
+    pub public_dir: PathBuf,
+}
+
+impl Shared {
+    /// Everything the handlers need, built from the configuration; no WebRTC side yet
+    /// (`peers` is `None`) and static files from `./public`.
+    pub fn new(
+        config: Config,
+        endpoints: Endpoints,
+        policy: Arc<Policy>,
+        hub: Arc<MediaHub>,
+    ) -> Result<Self, String> {
+        let video = VideoApi::new(&config, endpoints)?;
+        let upstream = if config.upstreams.is_empty() {
+            None
+        } else {
+            Some(Upstream::new(config.upstreams.clone())?)
+        };
+        Ok(Shared {
+            config,
+            policy,
+            hub,
+            peers: None,
+            started: Instant::now(),
+            video,
+            upstream,
+            public_dir: PathBuf::from("./public"),
+        })
+    }
+}
+
+/// CORS for `/video`: any origin, `GET`/`HEAD`, requested headers mirrored, the range
+/// headers readable by scripts, preflights cached for ten days (videoproxy's max-age).
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            header::ACCEPT_RANGES,
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::CONTENT_DISPOSITION,
+            HeaderName::from_static("etag"),
+        ])
+        .max_age(Duration::from_secs(864_000))
 }
 
 /// Handler state.
@@ -41,9 +101,16 @@ pub type AppState = Arc<Shared>;
 
 /// The node's router.
 pub fn router(state: AppState) -> Router {
+    let video = if state.upstream.is_some() {
+        any(upstream::proxy)
+    } else {
+        any(video::handle)
+    };
     Router::new()
         .route("/status", get(status::status))
         .route("/peers", get(status::peers))
         .route("/metrics", get(status::metrics))
+        .route("/video/{*path}", video.layer(cors()))
+        .fallback(files::serve)
         .with_state(state)
 }

@@ -36,7 +36,9 @@ fn threads() -> Option<u64> {
 /// `GET /status`: uptime, version, memory, tasks, pid, caches, policy.
 pub(super) async fn status(State(s): State<AppState>) -> impl IntoResponse {
     let (rss, peak) = memory();
-    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     Json(json!({
         "uptime": s.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -61,20 +63,30 @@ pub(super) struct PeersQuery {
 }
 
 /// `GET /peers` (peers and states) and `GET /peers?t=video` (cached videos and queues).
-pub(super) async fn peers(State(s): State<AppState>, Query(q): Query<PeersQuery>) -> impl IntoResponse {
+pub(super) async fn peers(
+    State(s): State<AppState>,
+    Query(q): Query<PeersQuery>,
+) -> impl IntoResponse {
     let rtc_enabled = s.peers.is_some();
     if q.t.as_deref() == Some("video") {
         let queues = s.peers.as_ref().map_or(Value::Null, |p| p.queues_json());
-        return Json(json!({ "videos": s.hub.videos(), "queues": queues, "cache": s.hub.summary() }));
+        return Json(
+            json!({ "videos": s.hub.videos(), "queues": queues, "cache": s.hub.summary() }),
+        );
     }
     match &s.peers {
-        Some(p) => Json(json!({ "id": s.config.rtc.as_ref().map(|r| r.id.clone()), "peers": p.peers_json() })),
+        Some(p) => Json(
+            json!({ "id": s.config.rtc.as_ref().map(|r| r.id.clone()), "peers": p.peers_json() }),
+        ),
         None => Json(json!({ "rtc": rtc_enabled, "peers": [] })),
     }
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -82,34 +94,120 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut out = String::with_capacity(4096);
     let m = s.hub.stats();
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    metric(&mut out, "videortc_uptime_seconds", "gauge", "Seconds since start.", s.started.elapsed().as_secs());
+    metric(
+        &mut out,
+        "videortc_uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+        s.started.elapsed().as_secs(),
+    );
     if let (Some(rss), _) = memory() {
-        metric(&mut out, "videortc_resident_memory_bytes", "gauge", "Resident memory.", rss);
+        metric(
+            &mut out,
+            "videortc_resident_memory_bytes",
+            "gauge",
+            "Resident memory.",
+            rss,
+        );
     }
     for (name, help, v) in [
-        ("videortc_info_cache_hits_total", "VideoInfo lookups served from cache.", c(&m.info_hits)),
-        ("videortc_info_cache_misses_total", "VideoInfo lookups that needed the origin.", c(&m.info_misses)),
-        ("videortc_table_cache_hits_total", "Segment-table lookups served from cache.", c(&m.table_hits)),
-        ("videortc_table_cache_misses_total", "Segment-table lookups that loaded an index.", c(&m.table_misses)),
-        ("videortc_segment_cache_hits_total", "Segment byte lookups served from cache.", c(&m.segment_hits)),
-        ("videortc_segment_cache_misses_total", "Segment byte lookups that needed the origin.", c(&m.segment_misses)),
-        ("videortc_origin_requests_total", "Requests sent to the origin.", c(&m.origin_requests)),
-        ("videortc_origin_errors_total", "Origin requests that failed.", c(&m.origin_errors)),
-        ("videortc_origin_bytes_total", "Bytes received from the origin.", c(&m.origin_bytes)),
+        (
+            "videortc_info_cache_hits_total",
+            "VideoInfo lookups served from cache.",
+            c(&m.info_hits),
+        ),
+        (
+            "videortc_info_cache_misses_total",
+            "VideoInfo lookups that needed the origin.",
+            c(&m.info_misses),
+        ),
+        (
+            "videortc_table_cache_hits_total",
+            "Segment-table lookups served from cache.",
+            c(&m.table_hits),
+        ),
+        (
+            "videortc_table_cache_misses_total",
+            "Segment-table lookups that loaded an index.",
+            c(&m.table_misses),
+        ),
+        (
+            "videortc_segment_cache_hits_total",
+            "Segment byte lookups served from cache.",
+            c(&m.segment_hits),
+        ),
+        (
+            "videortc_segment_cache_misses_total",
+            "Segment byte lookups that needed the origin.",
+            c(&m.segment_misses),
+        ),
+        (
+            "videortc_origin_requests_total",
+            "Requests sent to the origin.",
+            c(&m.origin_requests),
+        ),
+        (
+            "videortc_origin_errors_total",
+            "Origin requests that failed.",
+            c(&m.origin_errors),
+        ),
+        (
+            "videortc_origin_bytes_total",
+            "Bytes received from the origin.",
+            c(&m.origin_bytes),
+        ),
     ] {
         metric(&mut out, name, "counter", help, v);
     }
     let summary = s.hub.summary();
-    metric(&mut out, "videortc_cache_segment_bytes", "gauge", "Bytes held by the segment cache.", summary.segment_bytes);
-    metric(&mut out, "videortc_cache_segment_budget_bytes", "gauge", "Byte budget of the segment cache.", summary.segment_budget);
-    metric(&mut out, "videortc_cache_videos", "gauge", "Cached VideoInfo entries.", summary.videos);
+    metric(
+        &mut out,
+        "videortc_cache_segment_bytes",
+        "gauge",
+        "Bytes held by the segment cache.",
+        summary.segment_bytes,
+    );
+    metric(
+        &mut out,
+        "videortc_cache_segment_budget_bytes",
+        "gauge",
+        "Byte budget of the segment cache.",
+        summary.segment_budget,
+    );
+    metric(
+        &mut out,
+        "videortc_cache_videos",
+        "gauge",
+        "Cached VideoInfo entries.",
+        summary.videos,
+    );
     let p = s.policy.stats();
     for (name, help, v) in [
-        ("videortc_policy_calls_total", "Calls into the policy component.", c(&p.calls)),
-        ("videortc_policy_traps_total", "Policy calls that trapped or timed out.", c(&p.traps)),
-        ("videortc_policy_invalid_total", "Policy results the host rejected.", c(&p.invalid)),
-        ("videortc_policy_reloads_total", "Policy components swapped in.", c(&p.reloads)),
-        ("videortc_policy_rejected_total", "Policy components rejected.", c(&p.rejected)),
+        (
+            "videortc_policy_calls_total",
+            "Calls into the policy component.",
+            c(&p.calls),
+        ),
+        (
+            "videortc_policy_traps_total",
+            "Policy calls that trapped or timed out.",
+            c(&p.traps),
+        ),
+        (
+            "videortc_policy_invalid_total",
+            "Policy results the host rejected.",
+            c(&p.invalid),
+        ),
+        (
+            "videortc_policy_reloads_total",
+            "Policy components swapped in.",
+            c(&p.reloads),
+        ),
+        (
+            "videortc_policy_rejected_total",
+            "Policy components rejected.",
+            c(&p.rejected),
+        ),
     ] {
         metric(&mut out, name, "counter", help, v);
     }

@@ -9,4 +9,4 @@ mod origin;
 
 pub use hub::{CacheSummary, CachedVideo, HubConfig, MediaError, MediaHub, MediaStats};
 pub use info::{Caption, RangeItem, StreamItem, VideoInfo};
-pub use origin::{Origin, OriginError, http_client};
+pub use origin::{Origin, OriginError, http_client, stream_client};

@@ -31,9 +31,18 @@ pub enum OriginError {
         /// The URL (without query).
         url: String,
     },
-    /// The origin has no such video (or it is not allowed here).
+    /// The origin has no such video.
     #[error("video {0} not available from the origin")]
     NotFound(String),
+    /// The origin's allow-list refuses the video (`BASE_URL/{vid}.json` answered 204).
+    #[error("video {0} is not allowed by the origin")]
+    Denied(String),
+    /// The origin did not answer in time.
+    #[error("origin request to {url} timed out")]
+    Timeout {
+        /// The URL (without query).
+        url: String,
+    },
     /// The info document is not valid.
     #[error("bad video info: {0}")]
     BadInfo(String),
@@ -51,15 +60,38 @@ pub enum OriginError {
 }
 
 /// Builds an HTTP client that goes through `proxy` (or the `http(s)_proxy` environment).
+/// `timeout` bounds each whole request, body included.
 pub fn http_client(
     proxy: Option<&ProxySetting>,
     timeout: Duration,
 ) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
+    with_proxy(client_builder().timeout(timeout), proxy)?
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Builds an HTTP client for long bodies: no limit on the whole request, but every read
+/// must make progress within `idle`. Goes through `proxy` like [`http_client`].
+pub fn stream_client(
+    proxy: Option<&ProxySetting>,
+    idle: Duration,
+) -> Result<reqwest::Client, String> {
+    with_proxy(client_builder().read_timeout(idle), proxy)?
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
-        .user_agent(concat!("videortc/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("videortc/", env!("CARGO_PKG_VERSION")))
+}
+
+fn with_proxy(
+    mut b: reqwest::ClientBuilder,
+    proxy: Option<&ProxySetting>,
+) -> Result<reqwest::ClientBuilder, String> {
     match proxy {
         Some(ProxySetting::Http(url)) => {
             b = b.proxy(reqwest::Proxy::all(url.as_str()).map_err(|e| e.to_string())?);
@@ -74,26 +106,83 @@ pub fn http_client(
         }
         None => {}
     }
-    b.build().map_err(|e| e.to_string())
+    Ok(b)
 }
 
-fn redact(url: &Url) -> String {
+/// The error for a failed request or body read.
+pub(crate) fn transport_error(url: &Url, e: &reqwest::Error) -> OriginError {
+    if e.is_timeout() {
+        OriginError::Timeout { url: redact(url) }
+    } else {
+        OriginError::Transport {
+            url: redact(url),
+            msg: error_chain(e),
+        }
+    }
+}
+
+/// An error and its sources on one line (reqwest's own message hides the cause).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut msg = String::from(if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the body failed"
+    } else {
+        "request failed"
+    });
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// The URL without its query (stream URLs carry signatures).
+pub(crate) fn redact(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.to_string()
 }
 
 /// Fetches VideoInfo and byte ranges.
+///
+/// This is the one source of video information: `BASE_URL/{vid}.json` today, a YouTube
+/// parser later. Everything else asks it for info and for the URL of a byte range.
 #[derive(Debug, Clone)]
 pub struct Origin {
     client: reqwest::Client,
+    stream_client: reqwest::Client,
     base_url: Option<Url>,
 }
 
 impl Origin {
     /// An origin using `client`, with an optional BASE_URL.
     pub fn new(client: reqwest::Client, base_url: Option<Url>) -> Self {
-        Origin { client, base_url }
+        Origin {
+            stream_client: client.clone(),
+            client,
+            base_url,
+        }
+    }
+
+    /// Uses `client` for streamed bodies ([`Origin::open_range`]); by default they share the
+    /// client given to [`Origin::new`], whose whole-request timeout also bounds them.
+    #[must_use]
+    pub fn with_stream_client(mut self, client: reqwest::Client) -> Self {
+        self.stream_client = client;
+        self
+    }
+
+    /// The client for streamed bodies.
+    pub fn stream_client(&self) -> &reqwest::Client {
+        &self.stream_client
+    }
+
+    /// The BASE_URL, if set.
+    pub fn base_url(&self) -> Option<&Url> {
+        self.base_url.as_ref()
     }
 
     /// Whether a stream's bytes can be fetched: it has a URL, or a BASE_URL serves ranges.
@@ -116,9 +205,10 @@ impl Origin {
         };
         let url = url?;
         let resp = self.get(&url).await?;
-        if resp.status() == reqwest::StatusCode::NO_CONTENT
-            || resp.status() == reqwest::StatusCode::NOT_FOUND
-        {
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Err(OriginError::Denied(vid.to_owned()));
+        }
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(OriginError::NotFound(vid.to_owned()));
         }
         let body = read_body(resp, &url, MAX_INFO_BYTES as u64, None).await?;
@@ -156,16 +246,47 @@ impl Origin {
         read_body(resp, &url, range.len(), Some(range.len())).await
     }
 
+    /// Starts fetching exactly the bytes of `range` and returns the response with its body
+    /// unread, for streaming. Fails unless the origin answers 2xx with the right length (when
+    /// it states one).
+    pub async fn open_range(
+        &self,
+        vid: &str,
+        itag: u32,
+        stream: &StreamItem,
+        range: ByteRange,
+    ) -> Result<reqwest::Response, OriginError> {
+        let url = self.range_url(vid, itag, stream, range)?;
+        let resp = self
+            .stream_client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| transport_error(&url, &e))?;
+        if !resp.status().is_success() {
+            return Err(OriginError::Status {
+                status: resp.status().as_u16(),
+                url: redact(&url),
+            });
+        }
+        if let Some(len) = resp.content_length()
+            && len != range.len()
+        {
+            return Err(OriginError::Length {
+                got: len,
+                expected: range.len(),
+            });
+        }
+        Ok(resp)
+    }
+
     async fn get(&self, url: &Url) -> Result<reqwest::Response, OriginError> {
-        let resp =
-            self.client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| OriginError::Transport {
-                    url: redact(url),
-                    msg: e.without_url().to_string(),
-                })?;
+        let resp = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| transport_error(url, &e))?;
         let status = resp.status();
         if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
             Ok(resp)
@@ -202,10 +323,7 @@ async fn read_body(
     let cap = usize::try_from(exact.unwrap_or(0).min(max)).unwrap_or(0);
     let mut buf = BytesMut::with_capacity(cap);
     loop {
-        let chunk = resp.chunk().await.map_err(|e| OriginError::Transport {
-            url: redact(url),
-            msg: e.without_url().to_string(),
-        })?;
+        let chunk = resp.chunk().await.map_err(|e| transport_error(url, &e))?;
         let Some(chunk) = chunk else { break };
         if (buf.len() + chunk.len()) as u64 > max {
             return Err(OriginError::Length {

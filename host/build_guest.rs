@@ -1,0 +1,105 @@
+//! Builds the policy guest (`../guest`) into a component. Shared by `host/build.rs` (the
+//! embedded default policy) and `tests/build.rs` (the test-only `chaos` policy) through
+//! `#[path]`, so there is one way to build a guest.
+//!
+//! The guest is compiled for `wasm32-unknown-unknown` with the workspace's `guest` profile by
+//! a nested cargo in its own target directory (so it never waits on the outer build's lock),
+//! then turned into a component with `wit-component`.
+
+use std::env;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The guest's compilation target.
+pub const TARGET: &str = "wasm32-unknown-unknown";
+
+/// One guest build.
+pub struct GuestBuild<'a> {
+    /// The workspace root (holds `Cargo.toml`, `guest/`, `wit/`).
+    pub root: &'a Path,
+    /// Directory under the workspace target dir, e.g. `guest-wasm`. Builds with different
+    /// features need different directories, or they would rebuild each other's output.
+    pub target_subdir: &'a str,
+    /// Cargo features of `videortc-guest` to enable.
+    pub features: &'a [&'a str],
+}
+
+impl GuestBuild<'_> {
+    /// Tells cargo which inputs invalidate the build script's output.
+    pub fn rerun_if_changed(&self) {
+        for p in [
+            "guest/src",
+            "guest/Cargo.toml",
+            "wit",
+            "Cargo.lock",
+            "Cargo.toml",
+        ] {
+            println!("cargo:rerun-if-changed={}", self.root.join(p).display());
+        }
+        println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    }
+
+    /// Runs the nested cargo build, componentises the result and writes
+    /// `{out_dir}/{stem}.component.wasm` and the core module `{out_dir}/{stem}.core.wasm`.
+    pub fn build(&self, out_dir: &Path, stem: &str) -> Result<(), Box<dyn Error>> {
+        // One guest build per feature set, shared by every outer profile (dev, release, clippy).
+        let target_dir = env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.root.join("target"))
+            .join(self.target_subdir);
+        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            TARGET,
+            "-p",
+            "videortc-guest",
+        ]);
+        if !self.features.is_empty() {
+            cmd.arg("--features").arg(self.features.join(","));
+        }
+        let status = cmd
+            .arg("--manifest-path")
+            .arg(self.root.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            // The outer build's flags are not the guest's.
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("CARGO_MAKEFLAGS")
+            .status()
+            .map_err(|e| format!("cannot run cargo for the guest: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "building the guest (features: {:?}) for {TARGET} failed; is the target \
+                 installed? Run scripts/setup.sh (rustup target add {TARGET}, or the Debian \
+                 route with GUEST_COMPONENT)",
+                self.features
+            )
+            .into());
+        }
+        let core_path = target_dir
+            .join(TARGET)
+            .join("guest")
+            .join("videortc_guest.wasm");
+        let core =
+            std::fs::read(&core_path).map_err(|e| format!("{}: {e}", core_path.display()))?;
+        let component = wit_component::ComponentEncoder::default()
+            .validate(true)
+            .module(&core)?
+            .encode()?;
+        let write = |name: String, bytes: &[u8]| {
+            let path = out_dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        write(format!("{stem}.component.wasm"), &component)?;
+        write(format!("{stem}.core.wasm"), &core)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! Configuration of the WebRTC side.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::RtcError;
+use crate::policy::HEADER_SIZE;
+
+/// Largest payload of one binary chunk (SPEC §4).
+pub const MAX_PAYLOAD: usize = 51_200;
+/// Largest binary message the node sends: a header plus a full payload.
+pub const MAX_MESSAGE_SIZE: usize = HEADER_SIZE + MAX_PAYLOAD;
+/// The ICE server used when none is configured.
+pub const DEFAULT_ICE_SERVER: &str = "stun:stun.l.google.com:19302";
+
+/// One STUN or TURN server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, …
+    pub urls: Vec<String>,
+    /// TURN user name.
+    pub username: Option<String>,
+    /// TURN password.
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// A server without credentials (STUN).
+    pub fn stun(url: impl Into<String>) -> Self {
+        Self {
+            urls: vec![url.into()],
+            username: None,
+            credential: None,
+        }
+    }
+}
+
+/// Tunables of the WebRTC side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtcConfig {
+    /// STUN/TURN servers. Default: [`DEFAULT_ICE_SERVER`].
+    pub ice_servers: Vec<IceServer>,
+    /// `PUBLICIP`: announce this address as the host candidate (NAT 1:1). With a port, every
+    /// peer shares one UDP socket bound to that port (ICE UDP mux).
+    pub public_ip: Option<(IpAddr, Option<u16>)>,
+    /// Gather loopback candidates too (tests on 127.0.0.1). Default false.
+    pub include_loopback: bool,
+    /// Bytes in flight per channel: a chunk is sent while `buffered + chunk <= window` (one
+    /// chunk is always allowed onto an empty buffer). Default 64 KiB (WEBRTC-NOTES.md).
+    pub window: usize,
+    /// Buffered amount at which a paused sender resumes. Clamped to
+    /// `window - MAX_MESSAGE_SIZE` (or 0), above which the edge-triggered event never fires.
+    /// Default 12 KiB.
+    pub low_water: usize,
+    /// A peer not connected this long after it was created is dropped. Default 60 s.
+    pub connect_timeout: Duration,
+    /// A peer whose connection stays `disconnected` this long is dropped (ICE may recover
+    /// before). Default 5 s.
+    pub disconnect_grace: Duration,
+    /// How long a known peer that comes online again has to answer a ping before it is
+    /// replaced. Default 2 s.
+    pub probe_timeout: Duration,
+    /// Interval of the health sweep over all peers. Default 2 s.
+    pub sweep_interval: Duration,
+    /// A send that makes no progress (buffer not draining) this long is abandoned. Default 30 s.
+    pub stall_timeout: Duration,
+    /// Read buffer per channel; a larger message closes the channel. Default 256 KiB.
+    pub read_buffer: usize,
+    /// Segments queued per channel; further `resolve`s are ignored. Default 256.
+    pub max_queue: usize,
+    /// Concurrent `query` lookups per channel; further queries get no answer. Default 64.
+    pub max_lookups: usize,
+    /// Signalling commands waiting per peer before new ones are dropped. Default 128.
+    pub command_queue: usize,
+}
+
+impl Default for RtcConfig {
+    fn default() -> Self {
+        Self {
+            ice_servers: vec![IceServer::stun(DEFAULT_ICE_SERVER)],
+            public_ip: None,
+            include_loopback: false,
+            window: 64 * 1024,
+            low_water: 12 * 1024,
+            connect_timeout: Duration::from_secs(60),
+            disconnect_grace: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(2),
+            sweep_interval: Duration::from_secs(2),
+            stall_timeout: Duration::from_secs(30),
+            read_buffer: 256 * 1024,
+            max_queue: 256,
+            max_lookups: 64,
+            command_queue: 128,
+        }
+    }
+}
+
+impl RtcConfig {
+    /// Checks values that cannot work.
+    pub fn validate(&self) -> Result<(), RtcError> {
+        let bad = |what: &str| Err(RtcError::Config(what.to_owned()));
+        if self.window == 0 {
+            return bad("window must be positive");
+        }
+        if self.read_buffer < 64 * 1024 {
+            return bad("read buffer must hold a 65,536-byte message");
+        }
+        if self.sweep_interval.is_zero() {
+            return bad("sweep interval must be positive");
+        }
+        if self.max_queue == 0 || self.max_lookups == 0 || self.command_queue == 0 {
+            return bad("queue sizes must be positive");
+        }
+        if let Some(server) = self.ice_servers.iter().find(|s| s.urls.is_empty()) {
+            return Err(RtcError::Config(format!(
+                "ICE server without urls: {server:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The low-water mark actually used: at most `window - MAX_MESSAGE_SIZE`, so that a sender
+    /// waiting for room always sees the buffered amount cross it on the way down.
+    pub fn effective_low_water(&self) -> usize {
+        self.low_water
+            .min(self.window.saturating_sub(MAX_MESSAGE_SIZE))
+    }
+}

@@ -1,0 +1,45 @@
+//! The node's concrete wiring: the media hub as the segment source, the peer manager as the
+//! HTTP API's view of the peers.
+
+use bytes::Bytes;
+
+use super::{PeerManager, SegmentSource};
+use crate::http::PeerView;
+use crate::media::MediaHub;
+use crate::policy::SegmentRef;
+
+impl SegmentSource for MediaHub {
+    async fn lookup(&self, seg: &SegmentRef) -> Option<u64> {
+        match self.find(seg).await {
+            Ok(range) => range.map(|r| r.len()),
+            Err(e) => {
+                tracing::debug!(segment = %seg.stream_id(), index = seg.index, error = %e, "lookup failed");
+                None
+            }
+        }
+    }
+
+    async fn fetch(&self, seg: &SegmentRef) -> Result<Bytes, String> {
+        self.segment(seg).await.map_err(|e| e.to_string())
+    }
+}
+
+impl<S: SegmentSource> PeerView for PeerManager<S> {
+    fn peers_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.snapshot()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn queues_json(&self) -> serde_json::Value {
+        let snap = self.snapshot();
+        let queues: Vec<serde_json::Value> = snap
+            .peers
+            .iter()
+            .map(|p| serde_json::json!({ "peer": p.id, "channels": p.channels }))
+            .collect();
+        serde_json::Value::Array(queues)
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.stats().write_prometheus(out);
+    }
+}

@@ -1,0 +1,89 @@
+//! The WebRTC side of the node (SPEC §3 signalling, §4 DataChannel protocol).
+//!
+//! - [`PeerManager`] turns [`SignalEvent`](crate::signal::SignalEvent)s into peer connections:
+//!   it offers to peers that come online, answers offers, trickles candidates with the real
+//!   `sdpMid`, probes or replaces known peers that reappear and drops dead ones.
+//! - Every DataChannel (ours, label `"dc"`, or one the browser opens) is detached and served by
+//!   two tasks: a read loop that decodes messages through the [`Policy`]
+//!   and a sender that works through the channel's FIFO queue, paced by the channel's buffered
+//!   amount (never by sleeps) and cancellable by `quit` at any point.
+//! - The media layer plugs in through [`SegmentSource`]; the HTTP layer reads
+//!   [`PeerManager::snapshot`] and [`RtcStats`].
+//!
+//! The webrtc 0.17 specifics (detached channels, buffered-amount-low, ICE settings) follow
+//! `WEBRTC-NOTES.md` and stay inside this module, so the stack could be replaced.
+
+mod channel;
+mod config;
+mod glue;
+mod manager;
+mod peer;
+mod queue;
+mod sender;
+mod stack;
+mod stats;
+
+#[cfg(test)]
+mod test_peer;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+pub use config::{DEFAULT_ICE_SERVER, IceServer, MAX_MESSAGE_SIZE, MAX_PAYLOAD, RtcConfig};
+pub use manager::PeerManager;
+pub use stats::{ChannelSnapshot, PeerSnapshot, RtcSnapshot, RtcStats, SignalState, StatsSnapshot};
+
+use crate::policy::{Policy, SegmentRef};
+use crate::signal::{SignalClient, SignalError};
+
+/// What the media layer offers the DataChannel protocol.
+pub trait SegmentSource: Send + Sync + 'static {
+    /// The found decision: `Some(length in bytes)` if the node can serve this segment now
+    /// (loads info and index as needed), `None` to stay silent.
+    fn lookup(&self, seg: &SegmentRef) -> impl Future<Output = Option<u64>> + Send;
+    /// The segment's bytes (cached and coalesced by the implementation). Exactly `length` bytes.
+    fn fetch(&self, seg: &SegmentRef) -> impl Future<Output = Result<bytes::Bytes, String>> + Send;
+}
+
+/// Errors of the WebRTC side.
+#[derive(Debug, thiserror::Error)]
+pub enum RtcError {
+    /// The WebRTC stack failed (SDP, ICE, DTLS, SCTP).
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] webrtc::Error),
+    /// A signalling message could not be queued.
+    #[error("signalling: {0}")]
+    Signal(#[from] SignalError),
+    /// The configuration cannot work.
+    #[error("invalid WebRTC configuration: {0}")]
+    Config(String),
+    /// Binding the shared UDP socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything the peers and channels of one manager share.
+pub(crate) struct Ctx<S> {
+    pub(crate) config: RtcConfig,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) source: Arc<S>,
+    pub(crate) stats: Arc<RtcStats>,
+    pub(crate) signal: SignalClient,
+    /// Reports from peers to the manager's loop.
+    pub(crate) events: mpsc::UnboundedSender<peer::PeerEvent>,
+}
+
+/// Installs ring as the process-wide rustls crypto provider.
+///
+/// webrtc's DTLS uses rustls with ring; if another provider (aws-lc-rs) is also compiled in,
+/// rustls cannot pick one and every DTLS handshake panics inside a tokio worker. Call this once
+/// at start-up, before any peer connection; further calls (and a provider already installed)
+/// are harmless.
+pub fn init_crypto() {
+    // `Err` only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,548 @@
+//! End-to-end tests on 127.0.0.1: a real signalling server, a real node ([`PeerManager`]) with
+//! a fake [`SegmentSource`], and webrtc-rs "browsers" ([`Browser`]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+
+use super::test_peer::{Browser, Incoming};
+use super::*;
+use crate::policy::{HEADER_SIZE, PolicyConfig};
+use crate::signal::{self, ClientConfig};
+
+const VID: &str = "testVid_0001";
+const ITAG: u32 = 251;
+/// Segment sizes by index: 1 KB, 200 KB, 2 MB, and 10 MB for cancellation tests.
+const SIZES: [usize; 4] = [1_000, 200_000, 2_000_000, 10_000_000];
+const SHORT: Duration = Duration::from_secs(10);
+const QUIET: Duration = Duration::from_millis(400);
+
+fn policy() -> Arc<Policy> {
+    static POLICY: OnceLock<Arc<Policy>> = OnceLock::new();
+    POLICY
+        .get_or_init(|| Arc::new(Policy::with_default(PolicyConfig::default()).unwrap()))
+        .clone()
+}
+
+fn segment_bytes(index: usize, len: usize) -> Bytes {
+    (0..len)
+        .map(|i| ((i * 131 + index * 17 + i / 251) % 256) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Serves `VID:251` segments 0..4 with deterministic bytes.
+struct FakeSource {
+    segments: HashMap<u32, Bytes>,
+    fetches: AtomicUsize,
+}
+
+impl FakeSource {
+    fn shared() -> Arc<Self> {
+        static SOURCE: OnceLock<Arc<FakeSource>> = OnceLock::new();
+        SOURCE
+            .get_or_init(|| {
+                let segments = SIZES
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| (i as u32, segment_bytes(i, len)))
+                    .collect();
+                Arc::new(FakeSource {
+                    segments,
+                    fetches: AtomicUsize::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn get(&self, s: &SegmentRef) -> Option<&Bytes> {
+        (s.vid == VID && s.itag == ITAG)
+            .then(|| self.segments.get(&s.index))
+            .flatten()
+    }
+}
+
+impl SegmentSource for FakeSource {
+    async fn lookup(&self, s: &SegmentRef) -> Option<u64> {
+        self.get(s).map(|b| b.len() as u64)
+    }
+
+    async fn fetch(&self, s: &SegmentRef) -> Result<Bytes, String> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.get(s)
+            .cloned()
+            .ok_or_else(|| "no such segment".to_owned())
+    }
+}
+
+/// A signalling server on 127.0.0.1:0, stopped on drop.
+struct Server {
+    ws_addr: String,
+    _stop: oneshot::Sender<()>,
+}
+
+/// `RUST_LOG=videortc=debug,webrtc=info cargo test ... -- --nocapture` shows what happened.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+async fn server() -> Server {
+    init_logs();
+    init_crypto();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(signal::serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        ws_addr: format!("ws://{addr}/uid/"),
+        _stop: stop,
+    }
+}
+
+fn test_config() -> RtcConfig {
+    RtcConfig {
+        ice_servers: Vec::new(),
+        include_loopback: true,
+        probe_timeout: Duration::from_secs(1),
+        ..RtcConfig::default()
+    }
+}
+
+fn node_id(n: u32) -> String {
+    format!("node{n:032}")
+}
+
+fn peer_id(n: u32) -> String {
+    format!("peer{n:032}")
+}
+
+/// The node under test.
+struct Node {
+    id: String,
+    manager: PeerManager<FakeSource>,
+    run: JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node and waits until the signalling server has announced it.
+    async fn start(server: &Server, config: RtcConfig) -> Self {
+        let id = node_id(1);
+        let (signal, events) =
+            signal::SignalClient::spawn(ClientConfig::new(&server.ws_addr, &id)).unwrap();
+        let manager = PeerManager::new(config, policy(), FakeSource::shared(), signal)
+            .await
+            .unwrap();
+        let run = tokio::spawn({
+            let manager = manager.clone();
+            async move { manager.run(events).await }
+        });
+        let mut state = manager.signal_state();
+        timeout(SHORT, state.wait_for(|s| *s == SignalState::Ready))
+            .await
+            .expect("node not announced in time")
+            .unwrap();
+        Node { id, manager, run }
+    }
+
+    /// Waits until `check` holds for the snapshot.
+    async fn wait_for(&self, what: &str, check: impl Fn(&RtcSnapshot) -> bool) -> RtcSnapshot {
+        let deadline = Instant::now() + SHORT;
+        loop {
+            let snap = self.manager.snapshot();
+            if check(&snap) {
+                return snap;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {snap:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.run.abort();
+        timeout(SHORT, self.manager.shutdown()).await.unwrap();
+    }
+}
+
+/// Connects a browser to a running node and checks the opening ping.
+async fn connect(server: &Server, node: &Node, n: u32) -> Browser {
+    let mut browser = Browser::join(&server.ws_addr, &peer_id(n), &node.id).await;
+    assert!(browser.init_ids.contains(&node.id));
+    browser.channel(SHORT).await;
+    assert_eq!(browser.next_text(SHORT).await, r#"{"event":"ping"}"#);
+    browser
+}
+
+fn query(index: u32) -> String {
+    format!(r#"{{"event":"query","data":{{"id":"{VID}:{ITAG}","index":{index}}}}}"#)
+}
+
+fn resolve(index: u32) -> String {
+    format!(r#"{{"event":"resolve","data":{{"id":"{VID}:{ITAG}","index":{index}}}}}"#)
+}
+
+fn quit(index: u32) -> String {
+    format!(r#"{{"event":"quit","data":{{"id":"{VID}:{ITAG}","index":{index}}}}}"#)
+}
+
+/// One received chunk.
+#[derive(Debug)]
+struct Chunk {
+    index: u32,
+    i: usize,
+    n: usize,
+    payload: Bytes,
+}
+
+/// Parses a binary chunk and checks its header is exactly `["VID:ITAG|N",i,n]` padded to 30.
+fn parse_chunk(data: &Bytes) -> Chunk {
+    assert!(data.len() > HEADER_SIZE, "chunk of {} bytes", data.len());
+    let header = std::str::from_utf8(&data[..HEADER_SIZE]).unwrap();
+    let (name, i, n): (String, usize, usize) = serde_json::from_str(header.trim_end()).unwrap();
+    let (stream, index) = name.split_once('|').unwrap();
+    assert_eq!(stream, format!("{VID}:{ITAG}"));
+    let index: u32 = index.parse().unwrap();
+    let expected = format!(r#"["{VID}:{ITAG}|{index}",{i},{n}]"#);
+    assert_eq!(header, format!("{expected:<30}"), "header not exact");
+    assert!(data.len() - HEADER_SIZE <= MAX_PAYLOAD);
+    Chunk {
+        index,
+        i,
+        n,
+        payload: data.slice(HEADER_SIZE..),
+    }
+}
+
+/// The next binary chunk (text messages are not expected meanwhile).
+async fn next_chunk(browser: &mut Browser, within: Duration) -> Option<Chunk> {
+    match browser.next(within).await? {
+        Incoming::Binary(data) => Some(parse_chunk(&data)),
+        Incoming::Text(text) => panic!("unexpected text while receiving chunks: {text}"),
+    }
+}
+
+/// Receives segment `index` completely and checks it byte for byte.
+async fn receive_segment(browser: &mut Browser, index: u32) {
+    let mut data = Vec::new();
+    let mut expect_i = 0;
+    loop {
+        let chunk = next_chunk(browser, SHORT)
+            .await
+            .expect("segment incomplete");
+        assert_eq!(
+            (chunk.index, chunk.i),
+            (index, expect_i),
+            "chunks out of order"
+        );
+        data.extend_from_slice(&chunk.payload);
+        expect_i += 1;
+        if chunk.i + 1 == chunk.n {
+            assert_eq!(chunk.n, SIZES[index as usize].div_ceil(MAX_PAYLOAD));
+            break;
+        }
+    }
+    assert!(
+        data == FakeSource::shared().segments[&index],
+        "segment {index} differs"
+    );
+}
+
+/// Counts chunks of `index` until the channel is quiet for [`QUIET`].
+async fn drain_chunks(browser: &mut Browser) -> HashMap<u32, usize> {
+    let mut counts = HashMap::new();
+    while let Some(chunk) = next_chunk(browser, QUIET).await {
+        *counts.entry(chunk.index).or_default() += 1;
+    }
+    counts
+}
+
+async fn ping_pong(browser: &mut Browser) {
+    browser.send_text(r#"{"event":"ping"}"#).await;
+    assert_eq!(browser.next_text(SHORT).await, r#"{"event":"pong"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_first_then_peer_joins_node_offers() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut browser = connect(&server, &node, 1).await;
+    assert!(
+        !browser.initiated(),
+        "the node was online first: it must offer"
+    );
+    ping_pong(&mut browser).await;
+    // Candidates carry the real mid.
+    let candidates = browser.remote_candidates();
+    assert!(!candidates.is_empty());
+    assert!(candidates.iter().all(|c| c.sdp_mid.as_deref() == Some("0")));
+    let snap = node
+        .wait_for("connected peer with channel dc", |s| {
+            s.peers.len() == 1
+                && s.peers[0].connection_state == "connected"
+                && s.peers[0].channels.len() == 1
+        })
+        .await;
+    assert_eq!(snap.peers[0].role, "offerer");
+    assert_eq!(snap.peers[0].channels[0].label, "dc");
+    assert_eq!(snap.signalling, SignalState::Ready);
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_first_then_node_joins_peer_offers() {
+    let server = server().await;
+    let mut browser = Browser::join(&server.ws_addr, &peer_id(1), &node_id(1)).await;
+    assert!(browser.init_ids.is_empty());
+    let node = Node::start(&server, test_config()).await;
+    browser.channel(SHORT).await;
+    assert!(
+        browser.initiated(),
+        "the browser was online first: it must offer"
+    );
+    assert_eq!(browser.next_text(SHORT).await, r#"{"event":"ping"}"#);
+    ping_pong(&mut browser).await;
+    browser.send_text(&query(0)).await;
+    assert_eq!(
+        browser.next_text(SHORT).await,
+        format!(r#"{{"event":"found","data":{{"id":"{VID}:{ITAG}","index":0}}}}"#)
+    );
+    let snap = node.wait_for("one peer", |s| s.peers.len() == 1).await;
+    assert_eq!(snap.peers[0].role, "answerer");
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_found_or_silent() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut browser = connect(&server, &node, 1).await;
+    for index in [2, 1] {
+        browser.send_text(&query(index)).await;
+        assert_eq!(
+            browser.next_text(SHORT).await,
+            format!(r#"{{"event":"found","data":{{"id":"{VID}:{ITAG}","index":{index}}}}}"#)
+        );
+    }
+    // Unknown segment, unknown stream: silence, and the channel still answers.
+    browser.send_text(&query(99)).await;
+    browser
+        .send_text(r#"{"event":"query","data":{"id":"otherVideo1:140","index":0}}"#)
+        .await;
+    assert_eq!(browser.next(QUIET).await, None, "expected silence");
+    ping_pong(&mut browser).await;
+    let stats = node.manager.stats().snapshot();
+    assert_eq!((stats.queries, stats.found_replies), (4, 2));
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_delivers_segments_in_order() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut browser = connect(&server, &node, 1).await;
+    // Queued back to back; the duplicate of 1 is ignored.
+    for index in [0, 1, 1, 2] {
+        browser.send_text(&resolve(index)).await;
+    }
+    for index in [0, 1, 2] {
+        receive_segment(&mut browser, index).await;
+    }
+    assert!(
+        drain_chunks(&mut browser).await.is_empty(),
+        "duplicate sent"
+    );
+    // Unknown segments are skipped silently; the next one still goes.
+    browser.send_text(&resolve(99)).await;
+    browser.send_text(&resolve(0)).await;
+    receive_segment(&mut browser, 0).await;
+    let stats = node.manager.stats().snapshot();
+    assert_eq!(stats.segments_sent, 4);
+    assert_eq!(stats.resolves, 6);
+    let chunks: usize = [0, 1, 2, 0]
+        .iter()
+        .map(|&i| SIZES[i].div_ceil(MAX_PAYLOAD))
+        .sum();
+    assert_eq!(stats.chunks_sent, chunks as u64);
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_stops_a_transfer_in_flight() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut browser = connect(&server, &node, 1).await;
+    let n = SIZES[3].div_ceil(MAX_PAYLOAD);
+    browser.send_text(&resolve(3)).await;
+    let first = next_chunk(&mut browser, SHORT).await.unwrap();
+    assert_eq!((first.index, first.i, first.n), (3, 0, n));
+    browser.send_text(&quit(3)).await;
+    let counts = drain_chunks(&mut browser).await;
+    let got = 1 + counts.get(&3).copied().unwrap_or(0);
+    assert!(got < n / 2, "{got} of {n} chunks arrived after quit");
+    // The channel goes on.
+    browser.send_text(&resolve(1)).await;
+    receive_segment(&mut browser, 1).await;
+    let stats = node.manager.stats().snapshot();
+    assert_eq!((stats.segments_cancelled, stats.quits), (1, 1));
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_all_cancels_queued_and_in_flight() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut browser = connect(&server, &node, 1).await;
+    let n = SIZES[3].div_ceil(MAX_PAYLOAD);
+    browser.send_text(&resolve(3)).await;
+    browser.send_text(&resolve(2)).await;
+    assert_eq!(next_chunk(&mut browser, SHORT).await.unwrap().index, 3);
+    browser
+        .send_text(r#"{"event":"quit","data":{"id":"","index":0}}"#)
+        .await;
+    let counts = drain_chunks(&mut browser).await;
+    assert!(
+        counts.get(&3).copied().unwrap_or(0) + 1 < n / 2,
+        "{counts:?}"
+    );
+    assert_eq!(counts.get(&2), None, "queued segment was sent: {counts:?}");
+    ping_pong(&mut browser).await;
+    let snap = node.manager.snapshot();
+    let channel = &snap.peers[0].channels[0];
+    assert!(channel.queued.is_empty() && channel.in_flight.is_none());
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_do_not_kill_the_channel() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut browser = connect(&server, &node, 1).await;
+    let texts = [
+        "not json".to_owned(),
+        r#"{"event":"query","data":{"id":5,"index":"x"}}"#.to_owned(),
+        r#"{"event":"resolve","data":{"id":"bad id!:1","index":-1}}"#.to_owned(),
+        r#"{"event":"dance"}"#.to_owned(),
+        r#"{"data":1}"#.to_owned(),
+        "a".repeat(60 * 1024),
+        String::new(),
+    ];
+    for text in &texts {
+        browser.send_text(text).await;
+    }
+    browser.send_binary(Bytes::new()).await;
+    browser.send_binary(Bytes::from(vec![7u8; 65_536])).await;
+    ping_pong(&mut browser).await;
+    let invalid = node.manager.stats().snapshot().invalid_messages;
+    assert_eq!(invalid, texts.len() as u64 + 2);
+    // Still serving.
+    browser.send_text(&resolve(0)).await;
+    receive_segment(&mut browser, 0).await;
+    let snap = node.manager.snapshot();
+    assert_eq!(snap.peers[0].channels[0].state, "open");
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_concurrently() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut a = connect(&server, &node, 1).await;
+    let mut b = connect(&server, &node, 2).await;
+    a.send_text(&resolve(2)).await;
+    b.send_text(&resolve(2)).await;
+    b.send_text(&resolve(1)).await;
+    tokio::join!(receive_segment(&mut a, 2), async {
+        receive_segment(&mut b, 2).await;
+        receive_segment(&mut b, 1).await;
+    });
+    let snap = node
+        .wait_for("two connected peers", |s| {
+            s.peers.len() == 2 && s.peers.iter().all(|p| p.channels.len() == 1)
+        })
+        .await;
+    assert_eq!(snap.stats.peers, 2);
+    assert_eq!(snap.stats.channels, 2);
+    // One peer leaving does not disturb the other.
+    a.close().await;
+    node.wait_for("peer a dropped", |s| s.peers.len() == 1)
+        .await;
+    ping_pong(&mut b).await;
+    b.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshed_peer_is_reconnected() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let browser = connect(&server, &node, 1).await;
+    // The page reloads: same id, new connection, the old one gone without a word.
+    browser.close().await;
+    let mut again = connect(&server, &node, 1).await;
+    ping_pong(&mut again).await;
+    let snap = node
+        .wait_for("one connected peer", |s| {
+            s.peers.len() == 1 && s.peers[0].connection_state == "connected"
+        })
+        .await;
+    assert_eq!(snap.stats.peers_created, 2);
+    again.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_ip_with_port_shares_one_udp_socket() {
+    let server = server().await;
+    // A free UDP port (released again before the node binds it).
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = RtcConfig {
+        public_ip: Some((IpAddr::V4(Ipv4Addr::LOCALHOST), Some(port))),
+        ..test_config()
+    };
+    let node = Node::start(&server, config).await;
+    let mut a = connect(&server, &node, 1).await;
+    let mut b = connect(&server, &node, 2).await;
+    for browser in [&a, &b] {
+        let candidates = browser.remote_candidates();
+        assert!(!candidates.is_empty());
+        for c in candidates {
+            assert!(
+                c.candidate.contains(&format!(" 127.0.0.1 {port} typ host")),
+                "{}",
+                c.candidate
+            );
+        }
+    }
+    ping_pong(&mut a).await;
+    ping_pong(&mut b).await;
+    a.close().await;
+    b.close().await;
+    node.stop().await;
+}
