@@ -98,7 +98,57 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// CPU seconds of `root` and all its descendants (Chromium's browser, zygotes, renderers, GPU
+/// and network services).
+fn tree_cpu_seconds(root: u32) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    let mut parent = std::collections::HashMap::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent.insert(pid, ppid);
+        }
+    }
+    let in_tree = |mut pid: u32| loop {
+        if pid == root {
+            return true;
+        }
+        match parent.get(&pid) {
+            Some(&p) if p != 0 && p != pid => pid = p,
+            _ => return false,
+        }
+    };
+    parent
+        .keys()
+        .filter(|&&pid| in_tree(pid))
+        .filter_map(|&pid| cpu_seconds(pid))
+        .sum()
+}
+
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 async fn run() -> Result<(), String> {
+    let load_before = load_average();
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -204,6 +254,8 @@ async fn run() -> Result<(), String> {
     let mut complete = 0;
     let mut attempted = 0;
     let cpu0 = cpu_seconds(pid);
+    let browser_cpu0 = tree_cpu_seconds(m.browser.pid());
+    let agg_start = Instant::now();
     let mut agg_bytes = 0u64;
     for round in 0..rounds {
         let start = Instant::now();
@@ -230,6 +282,8 @@ async fn run() -> Result<(), String> {
         aggregate.push(bytes as f64 / wall / 1e6);
     }
     let agg_cpu = cpu0.zip(cpu_seconds(pid)).map(|(a, b)| b - a);
+    let browser_cpu = tree_cpu_seconds(m.browser.pid()) - browser_cpu0;
+    let agg_wall = agg_start.elapsed().as_secs_f64();
     sampling.store(false, Ordering::SeqCst);
     let _ = sampler.await;
     let (rss_now, hwm) = rss_kib(pid).ok_or("cannot read node RSS")?;
@@ -275,6 +329,11 @@ async fn run() -> Result<(), String> {
         mb_per_cpu(agg_bytes, agg_cpu)
     );
     println!(
+        "| 8-peer phase CPU: node / Chromium / wall, s | {} / {browser_cpu:.1} / {agg_wall:.1} (2 cores = {:.1} CPU-s) | |",
+        agg_cpu.map_or("n/a".to_owned(), |c| format!("{c:.1}")),
+        2.0 * agg_wall
+    );
+    println!(
         "| node RSS idle / peak sampled with 8 peers / VmHWM, MB | {:.1} / {:.1} / {:.1} (now {:.1}) | ≤ 60 |",
         rss_idle as f64 / 1024.0,
         peak_rss.load(Ordering::SeqCst) as f64 / 1024.0,
@@ -282,6 +341,11 @@ async fn run() -> Result<(), String> {
         rss_now as f64 / 1024.0
     );
     println!();
+    println!(
+        "MB = 10^6 bytes. Load average before: {load_before}; after: {} (the bench itself \
+         keeps both cores busy; a high load before means other work shared them).",
+        load_average()
+    );
     if complete != attempted {
         return Err(format!(
             "{} of {attempted} 8-peer segments failed",

@@ -53,7 +53,11 @@ pub fn at<'a>(v: &'a Value, pointer: &str) -> &'a Value {
 /// Where Chromium is, or why it cannot be used.
 pub fn chromium_path() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("CHROMIUM") {
-        return Ok(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return match p.exists() {
+            true => Ok(p),
+            false => Err(format!("CHROMIUM={} does not exist", p.display())),
+        };
     }
     let default = Path::new("/usr/bin/chromium");
     if default.exists() {
@@ -320,6 +324,19 @@ impl Page {
             return Err(format!("{what} (in {expr:.200})"));
         }
         Ok(at(&reply, "/result/value").clone())
+    }
+
+    /// Closes the tab, as a user would (its peer connections close with it).
+    pub async fn close(&self) -> Result<(), String> {
+        let info = self.call("Target.getTargetInfo", json!({})).await?;
+        let target = at(&info, "/targetInfo/targetId")
+            .as_str()
+            .unwrap_or_default();
+        let params = json!({ "targetId": target });
+        self.cdp
+            .call(None, "Target.closeTarget", params)
+            .await
+            .map(drop)
     }
 
     /// [`Page::eval_within`] with a 60 s limit.

@@ -435,6 +435,7 @@ impl Mesh {
         let log = std::env::var("NODE_LOG")
             .unwrap_or_else(|_| "info,webrtc=warn,webrtc_ice=error,dtls=error".into());
         env.push(("RUST_LOG", log.as_str()));
+        env.push(("NO_COLOR", "1"));
         env.extend_from_slice(extra);
         self.node = Some(Node::start(&[], &env).await?);
         Ok(())
@@ -463,6 +464,12 @@ impl Mesh {
     pub async fn peer_to(&mut self, page: &Page, remote: &str) -> Result<WebPeer, String> {
         self.peers += 1;
         let me = peer_id("browser", self.peers);
+        self.peer_as(page, &me, remote).await
+    }
+
+    /// Starts a browser peer with id `me` in `page` that connects to `remote` only (a page
+    /// reload keeps its id: libwebrtc stores it in `sessionStorage`).
+    pub async fn peer_as(&self, page: &Page, me: &str, remote: &str) -> Result<WebPeer, String> {
         let expr = format!(
             "vt.start({}, {}, [{}])",
             json!(me),
@@ -472,7 +479,7 @@ impl Mesh {
         page.eval(&expr).await?;
         Ok(WebPeer {
             page: page.clone(),
-            me,
+            me: me.to_owned(),
             remote: remote.to_owned(),
         })
     }

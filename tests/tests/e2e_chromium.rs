@@ -105,6 +105,11 @@ async fn resolve_exact(peer: &WebPeer, origin: &TestOrigin, itag: u32, index: us
 async fn assert_clean_link(peer: &WebPeer) -> Value {
     let stats = peer.stats().await.unwrap();
     assert_eq!(at(&stats, "/link/badHeaders").as_u64(), Some(0), "{stats}");
+    let errors = at(&stats, "/link/errors")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(errors.is_empty(), "browser-side errors: {errors:?}");
     stats
 }
 
@@ -206,6 +211,25 @@ async fn join_browser_first_browser_offers() {
         peer.ping().await.unwrap();
         resolve_exact(&peer, &m.origin, 248, 0).await;
         assert_clean_link(&peer).await;
+    })
+    .await;
+}
+
+/// A page reload: the tab closes and a new one joins with the same peer id (libwebrtc keeps
+/// it in sessionStorage). The node must drop the old connection and serve the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_with_the_same_id_is_served_again() {
+    serial(Duration::from_secs(90), async {
+        let mut m = mesh_with_node(false).await;
+        let first = m.connected_peer().await.unwrap();
+        resolve_exact(&first, &m.origin, 251, 0).await;
+        first.page.close().await.unwrap();
+        let page = m.page().await.unwrap();
+        let again = m.peer_as(&page, &first.me, &m.node_id).await.unwrap();
+        again.ready(JOIN).await.unwrap();
+        again.ping().await.unwrap();
+        resolve_exact(&again, &m.origin, 251, 1).await;
+        assert_clean_link(&again).await;
     })
     .await;
 }
