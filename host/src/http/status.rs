@@ -75,9 +75,8 @@ pub(super) async fn peers(
         );
     }
     match &s.peers {
-        Some(p) => Json(
-            json!({ "id": s.config.rtc.as_ref().map(|r| r.id.clone()), "peers": p.peers_json() }),
-        ),
+        // The peer view's snapshot already carries the id, signalling state, peers and counters.
+        Some(p) => Json(p.peers_json()),
         None => Json(json!({ "rtc": rtc_enabled, "peers": [] })),
     }
 }
