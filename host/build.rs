@@ -1,9 +1,10 @@
 //! Builds the default policy component from `../guest` and leaves it in
 //! `$OUT_DIR/policy.component.wasm`, where `policy::DEFAULT_COMPONENT` embeds it.
 //!
-//! The build itself is in `build_guest.rs` (shared with `tests/build.rs`). Setting
-//! `GUEST_COMPONENT=/path/x.wasm` embeds that component instead (for the Debian build-std
-//! route of `scripts/setup.sh`).
+//! The build itself is in `build_guest.rs` (shared with `tests/build.rs`): rustup's wasm32
+//! std when installed, else Debian's rustc-web with `-Zbuild-std` (`scripts/setup.sh` installs
+//! one or the other; `GUEST_ROUTE=rustup|debian` forces a route). Setting
+//! `GUEST_COMPONENT=/path/x.wasm` embeds that component instead.
 
 use std::env;
 use std::error::Error;

@@ -48,8 +48,15 @@ impl GuestBuild<'_> {
             .map(PathBuf::from)
             .unwrap_or_else(|| self.root.join("target"))
             .join(self.target_subdir);
-        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
+        let route = Route::detect();
+        if route == Route::Debian {
+            println!("cargo:warning=building the policy guest with Debian's rustc and -Zbuild-std");
+        }
+        let target_dir = match route {
+            Route::Rustup => target_dir,
+            Route::Debian => target_dir.with_extension("debian"),
+        };
+        let mut cmd = route.cargo();
         cmd.args([
             "build",
             "--profile",
@@ -77,9 +84,8 @@ impl GuestBuild<'_> {
             .map_err(|e| format!("cannot run cargo for the guest: {e}"))?;
         if !status.success() {
             return Err(format!(
-                "building the guest (features: {:?}) for {TARGET} failed; is the target \
-                 installed? Run scripts/setup.sh (rustup target add {TARGET}, or the Debian \
-                 route with GUEST_COMPONENT)",
+                "building the guest (features: {:?}) for {TARGET} with the {route:?} toolchain \
+                 failed; is the target installed? Run scripts/setup.sh",
                 self.features
             )
             .into());
@@ -102,4 +108,73 @@ impl GuestBuild<'_> {
         write(format!("{stem}.core.wasm"), &core)?;
         Ok(())
     }
+}
+
+/// Debian's wasm linker, matching rustc-web's LLVM.
+const DEBIAN_WASM_LD: &str = "/usr/lib/llvm-22/bin/wasm-ld";
+/// Debian's cargo and rustc (rustc-web, cargo-web).
+const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
+/// Debian's std sources (rust-web-src), needed by `-Zbuild-std`.
+const DEBIAN_STD_SRC: &str = "/usr/lib/rustlib/src/rust/library";
+
+/// Which toolchain builds the guest (see the wasm recipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The current toolchain with rustup's prebuilt wasm32 std.
+    Rustup,
+    /// Debian's rustc-web with `-Zbuild-std` and wasm-ld (when rustup has no wasm32 std).
+    Debian,
+}
+
+impl Route {
+    /// `GUEST_ROUTE=rustup|debian`, else rustup when its wasm32 std is installed, else Debian
+    /// when its toolchain is, else rustup (whose error then says what is missing).
+    fn detect() -> Route {
+        println!("cargo:rerun-if-env-changed=GUEST_ROUTE");
+        match env::var("GUEST_ROUTE").as_deref() {
+            Ok("debian") => return Route::Debian,
+            Ok("rustup") => return Route::Rustup,
+            _ => {}
+        }
+        if rustup_has_wasm_std() {
+            return Route::Rustup;
+        }
+        let debian = [DEBIAN_CARGO, DEBIAN_RUSTC, DEBIAN_WASM_LD, DEBIAN_STD_SRC]
+            .iter()
+            .all(|p| Path::new(p).exists());
+        if debian { Route::Debian } else { Route::Rustup }
+    }
+
+    fn cargo(self) -> Command {
+        match self {
+            Route::Rustup => Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
+            Route::Debian => {
+                let mut cmd = Command::new(DEBIAN_CARGO);
+                cmd.env("RUSTC_BOOTSTRAP", "1")
+                    .env("RUSTC", DEBIAN_RUSTC)
+                    .env("RUSTDOC", "/usr/bin/rustdoc")
+                    .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", DEBIAN_WASM_LD)
+                    .env_remove("RUSTUP_TOOLCHAIN")
+                    .env_remove("RUSTC_WRAPPER")
+                    .env_remove("RUSTC_WORKSPACE_WRAPPER");
+                cmd.args(["-Z", "build-std=std,panic_abort"]);
+                cmd
+            }
+        }
+    }
+}
+
+/// Whether the compiler cargo uses has a wasm32-unknown-unknown std installed.
+fn rustup_has_wasm_std() -> bool {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .exists()
 }
