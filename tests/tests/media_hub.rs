@@ -188,3 +188,57 @@ async fn the_segment_cache_keeps_to_its_budget() {
     assert!(summary.segment_bytes <= budget, "{summary:?}");
     assert_eq!(summary.segment_budget, budget);
 }
+
+#[tokio::test]
+async fn unknown_videos_are_remembered_longer_than_failures() {
+    let config = HubConfig {
+        failure_ttl: Duration::from_millis(50),
+        unknown_ttl: Duration::from_secs(60),
+        ..HubConfig::default()
+    };
+    let (origin, hub) = setup(config).await;
+    let unknown = SegmentRef {
+        vid: "unknownVid1".into(),
+        itag: 137,
+        index: 0,
+    };
+    assert!(hub.find(&unknown).await.is_err());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // past the failure window, but a 404 means "no such video": still no new request
+    assert!(hub.find(&unknown).await.is_err());
+    assert_eq!(origin.control.hits("/unknownVid1.json"), 1);
+}
+
+#[tokio::test]
+async fn info_fetches_are_bounded() {
+    let config = HubConfig {
+        max_info_fetches: 2,
+        ..HubConfig::default()
+    };
+    let (origin, hub) = setup(config).await;
+    origin.control.delay_ms.store(100, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|k| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let seg = SegmentRef {
+                    vid: format!("unknownV{k:03}"),
+                    itag: 137,
+                    index: 0,
+                };
+                hub.find(&seg).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().is_err());
+    }
+    assert_eq!(origin.control.requests.load(Ordering::SeqCst), 6);
+    // 6 fetches of 100 ms, 2 at a time, take at least three rounds
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+}

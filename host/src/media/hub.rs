@@ -67,6 +67,11 @@ pub struct HubConfig {
     pub segment_bytes: u64,
     /// How long a failed info lookup is remembered.
     pub failure_ttl: Duration,
+    /// How long "no such video" (origin 404 or 204) is remembered.
+    pub unknown_ttl: Duration,
+    /// Info requests to the origin at once; more wait. Bounds what peers asking for many
+    /// unknown videos can make the origin do.
+    pub max_info_fetches: usize,
 }
 
 impl Default for HubConfig {
@@ -77,6 +82,8 @@ impl Default for HubConfig {
             segment_ttl: Duration::from_secs(120),
             segment_bytes: crate::config::DEFAULT_CACHE_BYTES,
             failure_ttl: Duration::from_secs(5),
+            unknown_ttl: Duration::from_secs(60),
+            max_info_fetches: 16,
         }
     }
 }
@@ -113,6 +120,8 @@ pub struct MediaHub {
     origin: Origin,
     infos: Cache<String, Arc<VideoInfo>>,
     failures: Cache<String, MediaError>,
+    unknown: Cache<String, MediaError>,
+    info_fetches: tokio::sync::Semaphore,
     tables: Cache<TableKey, Arc<Vec<ByteRange>>>,
     segments: Cache<SegmentKey, Bytes>,
     stats: MediaStats,
@@ -170,6 +179,11 @@ impl MediaHub {
                 .max_capacity(10_000)
                 .time_to_live(config.failure_ttl)
                 .build(),
+            unknown: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(config.unknown_ttl)
+                .build(),
+            info_fetches: tokio::sync::Semaphore::new(config.max_info_fetches.max(1)),
             tables: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(config.table_ttl)
@@ -226,20 +240,33 @@ impl MediaHub {
         if let Some(e) = self.failures.get(vid).await {
             return Err(e);
         }
+        if let Some(e) = self.unknown.get(vid).await {
+            return Err(e);
+        }
         self.count(&self.stats.info_misses);
-        let result = self
-            .infos
-            .try_get_with(vid.to_owned(), async {
-                let r = self.origin.video_info(vid).await;
-                self.origin_result(&r, |_| 0);
-                r.map(Arc::new)
-            })
-            .await;
+        let result =
+            self.infos
+                .try_get_with(vid.to_owned(), async {
+                    // Coalesced waiters share this one fetch; only the fetch takes a permit.
+                    let _permit = self.info_fetches.acquire().await.map_err(|_| {
+                        OriginError::Unavailable("media hub is shutting down".into())
+                    })?;
+                    let r = self.origin.video_info(vid).await;
+                    self.origin_result(&r, |_| 0);
+                    r.map(Arc::new)
+                })
+                .await;
         match result {
             Ok(info) => Ok(info),
             Err(e) => {
+                let unknown = matches!(*e, OriginError::NotFound(_) | OriginError::Denied(_));
                 let e = MediaError::Origin((*e).clone());
-                self.failures.insert(vid.to_owned(), e.clone()).await;
+                let memory = if unknown {
+                    &self.unknown
+                } else {
+                    &self.failures
+                };
+                memory.insert(vid.to_owned(), e.clone()).await;
                 Err(e)
             }
         }

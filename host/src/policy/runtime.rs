@@ -173,6 +173,8 @@ impl Policy {
     pub fn new(bytes: &[u8], source: &str, config: PolicyConfig) -> Result<Self, PolicyError> {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true);
+        // Trap messages stay one line (the trap code) instead of a frame list per log line.
+        wasm.wasm_backtrace(false);
         wasm.wasm_component_model(true);
         let engine = Engine::new(&wasm).map_err(rejected)?;
         let ticker = Ticker::start(engine.clone());
