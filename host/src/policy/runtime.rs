@@ -174,7 +174,7 @@ impl Policy {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true);
         // Trap messages stay one line (the trap code) instead of a frame list per log line.
-        wasm.wasm_backtrace(false);
+        wasm.wasm_backtrace_max_frames(None);
         wasm.wasm_component_model(true);
         let engine = Engine::new(&wasm).map_err(rejected)?;
         let ticker = Ticker::start(engine.clone());
