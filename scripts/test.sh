@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
