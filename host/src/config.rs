@@ -2,6 +2,7 @@
 //! bad setting stops the node with one clear line instead of failing later.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
@@ -99,12 +100,22 @@ pub struct Config {
     pub cache_bytes: u64,
     /// `SEGMENT_TTL`: how long fetched segment bytes stay cached (seconds, 120 by default).
     pub segment_ttl: Duration,
+    /// `YOUTUBE_API_URL`: base of the YouTube Data API (requests go to `{base}/v3/...`).
+    pub youtube_api_url: Url,
+    /// `YOUTUBE_IMAGE_URL`: base of the thumbnail host (requests go to `{base}/vi/...`).
+    pub youtube_image_url: Url,
+    /// `PUBLIC_DIR`: where static files are served from (`./public` by default).
+    pub public_dir: PathBuf,
 }
 
 /// Default in-flight window per DataChannel (WEBRTC-NOTES: best on one host).
 pub const DEFAULT_WINDOW: usize = 64 * 1024;
 /// Default segment cache budget.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// Default base of the YouTube Data API.
+pub const DEFAULT_YOUTUBE_API_URL: &str = "https://www.googleapis.com/youtube";
+/// Default base of the thumbnail host.
+pub const DEFAULT_YOUTUBE_IMAGE_URL: &str = "https://i.ytimg.com";
 
 impl Config {
     /// Reads the process environment.
@@ -190,6 +201,19 @@ impl Config {
                 ),
                 None => Duration::from_secs(120),
             },
+            youtube_api_url: parse_http_url(
+                "YOUTUBE_API_URL",
+                get("YOUTUBE_API_URL")
+                    .as_deref()
+                    .unwrap_or(DEFAULT_YOUTUBE_API_URL),
+            )?,
+            youtube_image_url: parse_http_url(
+                "YOUTUBE_IMAGE_URL",
+                get("YOUTUBE_IMAGE_URL")
+                    .as_deref()
+                    .unwrap_or(DEFAULT_YOUTUBE_IMAGE_URL),
+            )?,
+            public_dir: PathBuf::from(get("PUBLIC_DIR").as_deref().unwrap_or("./public")),
         })
     }
 }
@@ -339,6 +363,26 @@ mod tests {
         assert!(c.rtc.is_none());
         assert!(c.base_url.is_none());
         assert_eq!(c.cache_bytes, DEFAULT_CACHE_BYTES);
+        assert_eq!(c.youtube_api_url.as_str(), DEFAULT_YOUTUBE_API_URL);
+        assert_eq!(c.youtube_image_url.as_str(), "https://i.ytimg.com/");
+        assert_eq!(c.public_dir, PathBuf::from("./public"));
+    }
+
+    #[test]
+    fn endpoints_and_public_dir() {
+        let c = cfg(&[
+            ("YOUTUBE_API_URL", "http://127.0.0.1:9/yt"),
+            ("YOUTUBE_IMAGE_URL", "http://127.0.0.1:9/img"),
+            ("PUBLIC_DIR", "/srv/www"),
+        ])
+        .unwrap();
+        assert_eq!(c.youtube_api_url.as_str(), "http://127.0.0.1:9/yt");
+        assert_eq!(c.youtube_image_url.as_str(), "http://127.0.0.1:9/img");
+        assert_eq!(c.public_dir, PathBuf::from("/srv/www"));
+        for var in ["YOUTUBE_API_URL", "YOUTUBE_IMAGE_URL"] {
+            assert_eq!(cfg(&[(var, "ftp://x/")]).unwrap_err().var, var);
+            assert_eq!(cfg(&[(var, "not a url")]).unwrap_err().var, var);
+        }
     }
 
     #[test]

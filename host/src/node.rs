@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use videortc::config::Config;
-use videortc::http::video::Endpoints;
 use videortc::http::{self, Shared};
 use videortc::media::{HubConfig, MediaHub, Origin, http_client, stream_client};
 use videortc::policy::Policy;
@@ -24,7 +23,6 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let streams = stream_client(config.video_proxy.as_ref(), Duration::from_secs(30))
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
-    let endpoints = Endpoints::from_env().map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
     let hub_config = HubConfig {
         segment_bytes: config.cache_bytes,
         segment_ttl: config.segment_ttl,
@@ -40,8 +38,8 @@ pub async fn run(
         .with_context(|| format!("bind {addr}"))?;
     let local = listener.local_addr().unwrap_or(addr);
     let rtc_settings = config.rtc.clone();
-    let mut shared = Shared::new(config, endpoints, policy.clone(), hub.clone())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut shared =
+        Shared::new(config, policy.clone(), hub.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(rtc) = rtc_settings {
         let manager = start_rtc(&rtc, policy, hub).await?;
         shared.peers = Some(Arc::new(manager));

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use http_common::{get, raw, request};
 use videortc::config::Config;
-use videortc::http::video::Endpoints;
 use videortc::http::{Shared, router};
 use videortc::media::{HubConfig, MediaHub, Origin, http_client};
 use videortc::policy::{Policy, PolicyConfig};
@@ -57,7 +56,8 @@ async fn site(with_public: bool) -> Site {
     } else {
         std::fs::remove_dir_all(&public).unwrap();
     }
-    let config = Config::from_lookup(|_| None).unwrap();
+    let dir = public.display().to_string();
+    let config = Config::from_lookup(|k| (k == "PUBLIC_DIR").then(|| dir.clone())).unwrap();
     let policy = Arc::new(Policy::with_default(PolicyConfig::default()).unwrap());
     let client = http_client(None, Duration::from_secs(5)).unwrap();
     let hub = Arc::new(MediaHub::new(
@@ -65,9 +65,7 @@ async fn site(with_public: bool) -> Site {
         Origin::new(client, None),
         &HubConfig::default(),
     ));
-    let endpoints = Endpoints::from_lookup(|_| None).unwrap();
-    let mut shared = Shared::new(config, endpoints, policy, hub).unwrap();
-    shared.public_dir = public;
+    let shared = Shared::new(config, policy, hub).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = router(Arc::new(shared));

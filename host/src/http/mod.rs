@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::media::MediaHub;
 use crate::policy::Policy;
 use upstream::Upstream;
-use video::{Endpoints, VideoApi};
+use video::VideoApi;
 
 /// What the WebRTC side shows the HTTP API (implemented by the peer manager).
 pub trait PeerView: Send + Sync + 'static {
@@ -47,20 +47,16 @@ pub struct Shared {
     pub video: VideoApi,
     /// The `UPSTREAM` balancer; when set, `/video/...` goes there instead of `video`.
     pub upstream: Option<Upstream>,
-    /// Where static files are served from (`./public`).
+    /// Where static files are served from (`PUBLIC_DIR`, `./public` by default).
     pub public_dir: PathBuf,
 }
 
 impl Shared {
     /// Everything the handlers need, built from the configuration; no WebRTC side yet
-    /// (`peers` is `None`) and static files from `./public`.
-    pub fn new(
-        config: Config,
-        endpoints: Endpoints,
-        policy: Arc<Policy>,
-        hub: Arc<MediaHub>,
-    ) -> Result<Self, String> {
-        let video = VideoApi::new(&config, endpoints)?;
+    /// (`peers` is `None`).
+    pub fn new(config: Config, policy: Arc<Policy>, hub: Arc<MediaHub>) -> Result<Self, String> {
+        let video = VideoApi::new(&config)?;
+        let public_dir = config.public_dir.clone();
         let upstream = if config.upstreams.is_empty() {
             None
         } else {
@@ -74,7 +70,7 @@ impl Shared {
             started: Instant::now(),
             video,
             upstream,
-            public_dir: PathBuf::from("./public"),
+            public_dir,
         })
     }
 }

@@ -9,4 +9,5 @@ mod origin;
 
 pub use hub::{CacheSummary, CachedVideo, HubConfig, MediaError, MediaHub, MediaStats};
 pub use info::{Caption, RangeItem, StreamItem, VideoInfo};
+pub(crate) use origin::error_chain;
 pub use origin::{Origin, OriginError, http_client, stream_client};

@@ -122,8 +122,10 @@ pub(crate) fn transport_error(url: &Url, e: &reqwest::Error) -> OriginError {
 }
 
 /// An error and its sources on one line (reqwest's own message hides the cause).
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut msg = String::from(if e.is_connect() {
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+    let mut msg = String::from(if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
         "connection failed"
     } else if e.is_body() || e.is_decode() {
         "reading the body failed"

@@ -61,20 +61,7 @@ impl From<crate::policy::PolicyError> for VideoError {
 impl VideoError {
     /// The error for a failed upstream request.
     pub fn upstream(what: &str, e: &reqwest::Error) -> Self {
-        let mut msg = format!("{what}: ");
-        msg.push_str(if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "connection failed"
-        } else {
-            "request failed"
-        });
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
+        let msg = format!("{what}: {}", crate::media::error_chain(e));
         if e.is_timeout() {
             VideoError::Timeout(msg)
         } else {

@@ -30,7 +30,7 @@ pub use error::VideoError;
 use path::{InfoFormat, VideoPath};
 
 use super::AppState;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::media::{MediaError, MediaHub, OriginError, VideoInfo, http_client};
 use crate::policy::StreamMeta;
 
@@ -59,34 +59,12 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// Reads `YOUTUBE_API_URL` and `YOUTUBE_IMAGE_URL` from the environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads the endpoints through `get`; unset or empty values mean Google's hosts.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let url = |var: &'static str, default: &str| {
-            let v = get(var)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.to_owned());
-            let url = Url::parse(&v).map_err(|e| ConfigError {
-                var,
-                msg: format!("{v:?}: {e}"),
-            })?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(ConfigError {
-                    var,
-                    msg: format!("{v:?} is not an http(s) URL"),
-                });
-            }
-            Ok(url)
-        };
-        Ok(Endpoints {
-            data_api: url("YOUTUBE_API_URL", "https://www.googleapis.com/youtube")?,
-            images: url("YOUTUBE_IMAGE_URL", "https://i.ytimg.com")?,
-        })
+    /// The endpoints of the configuration (`YOUTUBE_API_URL`, `YOUTUBE_IMAGE_URL`).
+    pub fn from_config(config: &Config) -> Self {
+        Endpoints {
+            data_api: config.youtube_api_url.clone(),
+            images: config.youtube_image_url.clone(),
+        }
     }
 
     /// `{base}/{tail}` with exactly one slash between.
@@ -132,10 +110,10 @@ impl std::fmt::Debug for VideoApi {
 
 impl VideoApi {
     /// Builds the clients (through `VIDEO_PROXY`, `IMAGE_PROXY`, `API_PROXY`) and caches.
-    pub fn new(config: &Config, endpoints: Endpoints) -> Result<Self, String> {
+    pub fn new(config: &Config) -> Result<Self, String> {
         let timeout = Duration::from_secs(60);
         Ok(VideoApi {
-            endpoints,
+            endpoints: Endpoints::from_config(config),
             video_client: http_client(config.video_proxy.as_ref(), timeout)
                 .map_err(|e| format!("VIDEO_PROXY client: {e}"))?,
             image_client: http_client(config.image_proxy.as_ref(), timeout)
