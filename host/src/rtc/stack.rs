@@ -34,6 +34,9 @@ impl Stack {
         // Peers that send no candidates (prflx only) would wait 1 s.
         engine.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
         engine.set_include_loopback_candidate(config.include_loopback);
+        // IPv6 link-local addresses cannot be bound without a scope id (the stack has none):
+        // skip them instead of logging a failed listen per peer.
+        engine.set_ip_filter(Box::new(|candidate| !is_ipv6_link_local(candidate)));
         if let Some((ip, port)) = config.public_ip {
             engine.set_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
             if let Some(port) = port {
@@ -89,7 +92,7 @@ fn mux_local_ip(public: IpAddr, include_loopback: bool) -> Option<IpAddr> {
         .ok()?
         .into_iter()
         .filter_map(|iface| iface.addr.map(|addr| addr.ip()))
-        .filter(|ip| ip.is_ipv4() == public.is_ipv4())
+        .filter(|ip| ip.is_ipv4() == public.is_ipv4() && !is_ipv6_link_local(*ip))
         .collect();
     if local.contains(&public) && usable(&public) {
         return Some(public);
@@ -99,4 +102,28 @@ fn mux_local_ip(public: IpAddr, include_loopback: bool) -> Option<IpAddr> {
         .find(|ip| !ip.is_loopback())
         .or_else(|| local.iter().find(|ip| usable(ip)))
         .copied()
+}
+
+/// `fe80::/10`: usable only with an interface scope.
+fn is_ipv6_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_v6_is_recognised() {
+        let ip = |s: &str| {
+            s.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
+        assert!(is_ipv6_link_local(ip("fe80::1")));
+        assert!(is_ipv6_link_local(ip("febf::1")));
+        assert!(!is_ipv6_link_local(ip("fec0::1")));
+        assert!(!is_ipv6_link_local(ip("2001:db8::1")));
+        assert!(!is_ipv6_link_local(ip("::1")));
+        assert!(!is_ipv6_link_local(ip("169.254.1.1")));
+    }
 }
