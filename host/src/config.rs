@@ -100,6 +100,9 @@ pub struct Config {
     pub cache_bytes: u64,
     /// `SEGMENT_TTL`: how long fetched segment bytes stay cached (seconds, 120 by default).
     pub segment_ttl: Duration,
+    /// `ORIGIN_TIMEOUT`: limit of one info, caption, thumbnail or data-API request (seconds,
+    /// 60 by default); streamed media fails after `stream_idle_timeout` without data.
+    pub origin_timeout: Duration,
     /// `YOUTUBE_API_URL`: base of the YouTube Data API (requests go to `{base}/v3/...`).
     pub youtube_api_url: Url,
     /// `YOUTUBE_IMAGE_URL`: base of the thumbnail host (requests go to `{base}/vi/...`).
@@ -112,12 +115,23 @@ pub struct Config {
 pub const DEFAULT_WINDOW: usize = 64 * 1024;
 /// Default segment cache budget.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// Default limit of one origin request.
+pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for data of a streamed origin body.
+const STREAM_IDLE_MAX: Duration = Duration::from_secs(30);
+
 /// Default base of the YouTube Data API.
 pub const DEFAULT_YOUTUBE_API_URL: &str = "https://www.googleapis.com/youtube";
 /// Default base of the thumbnail host.
 pub const DEFAULT_YOUTUBE_IMAGE_URL: &str = "https://i.ytimg.com";
 
 impl Config {
+    /// How long a streamed origin body may go without data: 30 s, or less with a shorter
+    /// `ORIGIN_TIMEOUT`.
+    pub fn stream_idle_timeout(&self) -> Duration {
+        self.origin_timeout.min(STREAM_IDLE_MAX)
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -200,6 +214,18 @@ impl Config {
                         .map_err(|_| err("SEGMENT_TTL", format!("{v:?} is not seconds")))?,
                 ),
                 None => Duration::from_secs(120),
+            },
+            origin_timeout: match get("ORIGIN_TIMEOUT") {
+                Some(v) => match v.parse::<u64>() {
+                    Ok(s) if s > 0 => Duration::from_secs(s),
+                    _ => {
+                        return Err(err(
+                            "ORIGIN_TIMEOUT",
+                            format!("{v:?} is not seconds (1 or more)"),
+                        ));
+                    }
+                },
+                None => DEFAULT_ORIGIN_TIMEOUT,
             },
             youtube_api_url: parse_http_url(
                 "YOUTUBE_API_URL",
@@ -366,6 +392,21 @@ mod tests {
         assert_eq!(c.youtube_api_url.as_str(), DEFAULT_YOUTUBE_API_URL);
         assert_eq!(c.youtube_image_url.as_str(), "https://i.ytimg.com/");
         assert_eq!(c.public_dir, PathBuf::from("./public"));
+        assert_eq!(c.origin_timeout, DEFAULT_ORIGIN_TIMEOUT);
+        assert_eq!(c.stream_idle_timeout(), STREAM_IDLE_MAX);
+    }
+
+    #[test]
+    fn origin_timeout() {
+        let c = cfg(&[("ORIGIN_TIMEOUT", "2")]).unwrap();
+        assert_eq!(c.origin_timeout, Duration::from_secs(2));
+        assert_eq!(c.stream_idle_timeout(), Duration::from_secs(2));
+        for bad in ["0", "-1", "1.5", "soon"] {
+            assert_eq!(
+                cfg(&[("ORIGIN_TIMEOUT", bad)]).unwrap_err().var,
+                "ORIGIN_TIMEOUT"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use videortc::config::Config;
@@ -19,9 +18,9 @@ pub async fn run(
     policy: Arc<Policy>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let client = http_client(config.video_proxy.as_ref(), Duration::from_secs(60))
+    let client = http_client(config.video_proxy.as_ref(), config.origin_timeout)
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
-    let streams = stream_client(config.video_proxy.as_ref(), Duration::from_secs(30))
+    let streams = stream_client(config.video_proxy.as_ref(), config.stream_idle_timeout())
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let hub_config = HubConfig {
         segment_bytes: config.cache_bytes,

@@ -373,3 +373,48 @@ async fn streams_without_a_length_are_piped_with_the_clients_range() {
     assert_eq!(got.status, 502);
     assert!(got.text().contains("has no length"), "{}", got.text());
 }
+
+/// An origin slower than `ORIGIN_TIMEOUT` is a 504 with a message, for info, cached segment
+/// bytes and streamed ranges alike; nothing of it is cached.
+#[tokio::test]
+async fn slow_origin_is_a_gateway_timeout() {
+    for mode in MODES {
+        let origin = origin(mode == Mode::StreamUrl).await;
+        let slow = node(&origin, &[("ORIGIN_TIMEOUT", "1")]).await;
+        let stream = origin.stream(137).unwrap();
+        let seg = stream.layout.segments[1];
+        let ts = format!(
+            "{}/video/{VID}/137/{}-{}.ts",
+            slow.url(),
+            seg.start,
+            seg.end
+        );
+        let got = get(&format!("{}/video/{VID}.json", slow.url()), &[]).await;
+        assert_eq!(got.status, 200, "{mode:?}");
+
+        origin.control.delay_ms.store(2500, Ordering::SeqCst);
+        let got = get(&ts, &[]).await;
+        assert_eq!(got.status, 504, "{mode:?}: {}", got.text());
+        assert!(got.text().contains("timed out"), "{mode:?}: {}", got.text());
+        assert_eq!(got.header("cache-control"), "");
+        let got = get(&format!("{}/video/{VID}/137.mp4", slow.url()), &[]).await;
+        assert_eq!(got.status, 504, "{mode:?}: {}", got.text());
+        let other = format!("{}/video/{VID}/251.webm", slow.url());
+        // Info of a video not yet cached times out the same way.
+        let fresh = node(&origin, &[("ORIGIN_TIMEOUT", "1")]).await;
+        let got = get(&format!("{}/video/{VID}.json", fresh.url()), &[]).await;
+        assert_eq!(got.status, 504, "{mode:?}: {}", got.text());
+        assert!(got.json()["msg"].as_str().unwrap().contains("timed out"));
+
+        origin.control.delay_ms.store(0, Ordering::SeqCst);
+        let got = get(&ts, &[]).await;
+        assert_eq!(got.status, 200, "{mode:?}: {}", got.text());
+        assert_eq!(
+            &got.body[..],
+            &stream.bytes[seg.start as usize..=seg.end as usize]
+        );
+        let got = get(&other, &[]).await;
+        assert_eq!(got.status, 200, "{mode:?}");
+        assert_eq!(&got.body[..], &origin.stream(251).unwrap().bytes[..]);
+    }
+}

@@ -111,7 +111,7 @@ impl std::fmt::Debug for VideoApi {
 impl VideoApi {
     /// Builds the clients (through `VIDEO_PROXY`, `IMAGE_PROXY`, `API_PROXY`) and caches.
     pub fn new(config: &Config) -> Result<Self, String> {
-        let timeout = Duration::from_secs(60);
+        let timeout = config.origin_timeout;
         Ok(VideoApi {
             endpoints: Endpoints::from_config(config),
             video_client: http_client(config.video_proxy.as_ref(), timeout)
