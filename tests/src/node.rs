@@ -23,17 +23,19 @@ pub fn binary() -> Result<PathBuf, String> {
     let target_dir = profile_dir
         .parent()
         .ok_or("cannot locate the target directory")?;
-    // Always ask cargo: it is a no-op when the binary is fresh.
+    // Always ask cargo: it is a no-op when the binary is fresh. In the debug profile the
+    // request resolves features like `cargo test --workspace` does (every test target), so
+    // the dependencies that run built are reused and only the binary is linked.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "videortc", "--bin", "videortc"])
+    cmd.args(["build", "-q"])
         .arg("--target-dir")
         .arg(target_dir);
-    if profile == "release" {
-        cmd.arg("--release");
-    } else if profile != "debug" {
-        cmd.args(["--profile", profile]);
-    }
+    match profile {
+        "debug" => cmd.args(["--workspace", "--tests", "--bins"]),
+        "release" => cmd.args(["-p", "videortc", "--bin", "videortc", "--release"]),
+        other => cmd.args(["-p", "videortc", "--bin", "videortc", "--profile", other]),
+    };
     let status = cmd.status().map_err(|e| format!("cargo build: {e}"))?;
     if !status.success() || !bin.exists() {
         return Err(format!("building {} failed", bin.display()));
