@@ -20,9 +20,12 @@ test *args:
 run *args: setup
     cargo run --release -p videortc -- {{args}}
 
-# Benchmarks (criterion and bench binaries; figures go in the README).
-bench:
-    cargo bench -p videortc
+# Benchmarks: the policy (criterion), HTTP and WebRTC with Chromium peers (bench binaries).
+# Figures go in the README.
+bench: (setup "--test")
+    cargo bench -p videortc --bench policy
+    cargo bench -p videortc-tests --bench http
+    cargo bench -p videortc-tests --bench rtc
 
 # Clippy with warnings as errors, and the format check.
 lint:
