@@ -20,8 +20,7 @@ test *args:
 run *args: setup
     cargo run --release -p videortc -- {{args}}
 
-# Benchmarks: the policy (criterion), HTTP and WebRTC with Chromium peers (bench binaries).
-# Figures go in the README.
+# Benchmarks: policy (criterion), HTTP and WebRTC with Chromium peers; figures go in the README.
 bench: (setup "--test")
     cargo bench -p videortc --bench policy
     cargo bench -p videortc-tests --bench http
