@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod browser;
+pub mod hits;
 pub mod mesh;
 pub mod node;
 pub mod origin;

@@ -88,28 +88,12 @@ impl SignalServer {
                 }
             });
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("videortc signal exited early: {status}"));
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(SignalServer {
-                    child,
-                    port,
-                    joined,
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "signalling server not listening on {port} within 20 s"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        node::wait_listening(&mut child, port, "videortc signal", Duration::from_secs(20)).await?;
+        Ok(SignalServer {
+            child,
+            port,
+            joined,
+        })
     }
 
     /// Kills it (every WebSocket drops at once).

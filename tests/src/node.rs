@@ -49,6 +49,32 @@ pub fn free_port() -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
+/// Waits until `child` (called `what` in errors) accepts TCP connections on 127.0.0.1:`port`;
+/// an error if it exits first or `limit` passes.
+pub async fn wait_listening(
+    child: &mut Child,
+    port: u16,
+    what: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited early: {status}"));
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what} not listening on {port} within {limit:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// A running node; killed on drop. Its stderr is echoed with a prefix.
 #[derive(Debug)]
 pub struct Node {
@@ -87,22 +113,8 @@ impl Node {
                 }
             });
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("videortc exited early: {status}"));
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(Node { child, port });
-            }
-            if Instant::now() > deadline {
-                return Err("videortc did not start listening within 30 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_listening(&mut child, port, "videortc", Duration::from_secs(30)).await?;
+        Ok(Node { child, port })
     }
 
     /// `http://127.0.0.1:PORT`.

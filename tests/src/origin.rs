@@ -18,6 +18,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::hits::Hits;
 use crate::walk::{self, Layout, Range};
 
 /// The video id the test origin serves.
@@ -109,7 +110,7 @@ pub struct BodyStats {
 #[derive(Debug, Default)]
 pub struct Control {
     /// Requests seen, by path (with query).
-    pub hits: Mutex<HashMap<String, u64>>,
+    pub hits: Hits,
     /// Total requests.
     pub requests: AtomicU64,
     /// Fail this many next requests with 500.
@@ -144,23 +145,12 @@ impl Control {
 
     /// How many times a path was requested.
     pub fn hits(&self, path: &str) -> u64 {
-        self.hits
-            .lock()
-            .map(|h| h.get(path).copied().unwrap_or(0))
-            .unwrap_or(0)
+        self.hits.exact(path)
     }
 
     /// Requests whose path starts with `prefix`.
     pub fn hits_prefix(&self, prefix: &str) -> u64 {
-        self.hits
-            .lock()
-            .map(|h| {
-                h.iter()
-                    .filter(|(k, _)| k.starts_with(prefix))
-                    .map(|(_, v)| v)
-                    .sum()
-            })
-            .unwrap_or(0)
+        self.hits.prefix(prefix)
     }
 }
 
@@ -240,9 +230,7 @@ async fn gate_with(app: &App, key: String, headers: Option<&HeaderMap>) -> Optio
     {
         all.insert(key.clone(), h.clone());
     }
-    if let Ok(mut h) = app.control.hits.lock() {
-        *h.entry(key).or_default() += 1;
-    }
+    app.control.hits.record(&key);
     let delay = app.control.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

@@ -2,7 +2,6 @@
 //! Data API and thumbnail host ([`Google`]), and upstream nodes that record what reached
 //! them ([`Recorder`]).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+
+use crate::hits::Hits;
 
 /// The key the data-API stand-in accepts.
 pub const API_KEY: &str = "test-api-key";
@@ -43,15 +44,13 @@ async fn serve(router: Router) -> std::io::Result<Running> {
 /// Requests a stand-in saw, by path and query.
 #[derive(Debug, Default)]
 pub struct Seen {
-    hits: Mutex<HashMap<String, u64>>,
+    hits: Hits,
     headers: Mutex<Vec<(String, HeaderMap)>>,
 }
 
 impl Seen {
     fn record(&self, key: String, headers: &HeaderMap) {
-        if let Ok(mut h) = self.hits.lock() {
-            *h.entry(key.clone()).or_default() += 1;
-        }
+        self.hits.record(&key);
         if let Ok(mut h) = self.headers.lock() {
             h.push((key, headers.clone()));
         }
@@ -59,15 +58,7 @@ impl Seen {
 
     /// Requests whose path (and query) starts with `prefix`.
     pub fn hits(&self, prefix: &str) -> u64 {
-        self.hits
-            .lock()
-            .map(|h| {
-                h.iter()
-                    .filter(|(k, _)| k.starts_with(prefix))
-                    .map(|(_, v)| v)
-                    .sum()
-            })
-            .unwrap_or(0)
+        self.hits.prefix(prefix)
     }
 
     /// Every request so far: path with query, and headers.
