@@ -377,11 +377,6 @@ impl MediaHub {
         Ok(r?)
     }
 
-    /// The segment table of a stream if it is cached (never loads it).
-    pub async fn cached_table(&self, vid: &str, itag: u32) -> Option<Arc<Vec<ByteRange>>> {
-        self.tables.get(&(vid.to_owned(), itag)).await
-    }
-
     /// Bytes of a range of a stream, cached by range; one origin request for concurrent misses.
     pub async fn bytes(
         &self,

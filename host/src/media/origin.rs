@@ -177,6 +177,11 @@ impl Origin {
         self
     }
 
+    /// The client for whole requests (`VIDEO_PROXY`, `ORIGIN_TIMEOUT`).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// The client for streamed bodies.
     pub fn stream_client(&self) -> &reqwest::Client {
         &self.stream_client

@@ -51,7 +51,7 @@ pub(super) async fn serve(s: &Shared, ctx: &Ctx<'_>) -> Result<Response, VideoEr
     let doc = s
         .video
         .documents
-        .try_get_with(key, fetch(&s.video.video_client, url))
+        .try_get_with(key, fetch(s.hub.origin().client(), url))
         .await
         .map_err(|e| (*e).clone())?;
     let content_type = doc

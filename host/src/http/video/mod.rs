@@ -88,8 +88,6 @@ fn document_weight<K>(_: &K, v: &Arc<Document>) -> u32 {
 /// Clients, caches and endpoints of the `/video` routes.
 pub struct VideoApi {
     endpoints: Endpoints,
-    /// `VIDEO_PROXY`: captions.
-    video_client: reqwest::Client,
     /// `IMAGE_PROXY`: thumbnails.
     image_client: reqwest::Client,
     /// `API_PROXY`: the data API.
@@ -109,13 +107,12 @@ impl std::fmt::Debug for VideoApi {
 }
 
 impl VideoApi {
-    /// Builds the clients (through `VIDEO_PROXY`, `IMAGE_PROXY`, `API_PROXY`) and caches.
+    /// Builds the clients (through `IMAGE_PROXY`, `API_PROXY`; captions use the origin's
+    /// `VIDEO_PROXY` client) and caches.
     pub fn new(config: &Config) -> Result<Self, String> {
         let timeout = config.origin_timeout;
         Ok(VideoApi {
             endpoints: Endpoints::from_config(config),
-            video_client: http_client(config.video_proxy.as_ref(), timeout)
-                .map_err(|e| format!("VIDEO_PROXY client: {e}"))?,
             image_client: http_client(config.image_proxy.as_ref(), timeout)
                 .map_err(|e| format!("IMAGE_PROXY client: {e}"))?,
             api_client: http_client(config.api_proxy.as_ref(), timeout)

@@ -266,15 +266,12 @@ async fn source(
         .flatten()
         .collect();
     if ranged && s.policy.servable(&meta).unwrap_or(false) {
-        let table = match s.hub.cached_table(vid, itag).await {
-            Some(t) => Some(t),
-            None => match s.hub.table(vid, itag, item).await {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::debug!(stream = %format!("{vid}:{itag}"), error = %e, "no segment table");
-                    None
-                }
-            },
+        let table = match s.hub.table(vid, itag, item).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::debug!(stream = %format!("{vid}:{itag}"), error = %e, "no segment table");
+                None
+            }
         };
         if let Some(t) = table {
             let k = t.partition_point(|seg| seg.end < r.start);
