@@ -234,6 +234,27 @@ async fn reload_with_the_same_id_is_served_again() {
     .await;
 }
 
+/// The node's failure counters from `/metrics` (errors, traps, rejected results, dropped
+/// work), for assertion messages.
+async fn node_failures(m: &Mesh) -> String {
+    let Some(node) = &m.node else {
+        return "no node".into();
+    };
+    let text = match reqwest::get(format!("{}/metrics", node.url())).await {
+        Ok(r) => r.text().await.unwrap_or_else(|e| e.to_string()),
+        Err(e) => return format!("/metrics: {e}"),
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            ["error", "trap", "invalid", "dropped"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `found` exactly for segments that exist; silence for unknown video, itag, or index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_found_and_not_found() {
@@ -254,7 +275,9 @@ async fn query_found_and_not_found() {
         }
         let found = join_all(present.iter().map(|(id, i)| peer.query(id, *i, JOIN))).await;
         for ((id, i), f) in present.iter().zip(found) {
-            assert!(f.unwrap(), "no found for {id} {i}");
+            if !f.unwrap() {
+                panic!("no found for {id} {i}; node: {}", node_failures(&m).await);
+            }
         }
         let found = join_all(absent.iter().map(|(id, i)| peer.query(id, *i, SILENCE))).await;
         for ((id, i), f) in absent.iter().zip(found) {
