@@ -3,10 +3,14 @@
 //! The host's runtime tests load a component built with this feature to prove that a policy
 //! which hangs, exhausts its memory or panics cannot take the node down. Each misbehaviour
 //! is triggered by one exact DataChannel text; every other input behaves normally, so the
-//! component passes the host's self-check.
+//! component passes the host's self-check. Its chunks are smaller ([`PAYLOAD_SIZE`]), so a
+//! test can tell on the wire which policy framed a segment.
 
 /// Appended to [`crate::describe`] in a chaos build.
 pub const TAG: &str = "+chaos";
+
+/// Payload bytes per chunk in a chaos build (the default policy sends 51,200).
+pub const PAYLOAD_SIZE: u32 = 16_000;
 
 /// Loops forever (the host's epoch deadline must interrupt it).
 pub const SPIN: &str = r#"{"event":"chaos-spin"}"#;
@@ -55,6 +59,6 @@ mod tests {
         for text in [r#"{"event":"ping"}"#, r#"{"event":"chaos"}"#, "", "{"] {
             on_decode(text);
         }
-        assert!(crate::describe().ends_with(" +chaos"));
+        assert!(crate::describe().name.ends_with(" +chaos"));
     }
 }

@@ -1,18 +1,19 @@
 //! The WebAssembly component glue: WIT types ⇄ crate types, one call per export.
 
-use crate::{decision, framing, index, protocol, selection, types};
+use crate::{decision, index, protocol, selection, types};
 
 wit_bindgen::generate!({
     world: "policy",
     path: "../wit",
 });
 
+use exports::videortc::policy::about as wabout;
 use exports::videortc::policy::decision as wdecision;
-use exports::videortc::policy::framing as wframing;
 use exports::videortc::policy::peer_protocol as wprotocol;
 use exports::videortc::policy::segment_index as windex;
 use exports::videortc::policy::selection as wselection;
-use exports::videortc::policy::types as wtypes;
+use videortc::policy::host;
+use videortc::policy::types as wtypes;
 
 struct Component;
 
@@ -65,34 +66,35 @@ fn purpose_in(p: wselection::Purpose) -> selection::Purpose {
     }
 }
 
-fn frame_error_out(e: framing::FrameError) -> wframing::FrameError {
-    match e {
-        framing::FrameError::EmptySegment => wframing::FrameError::EmptySegment,
-        framing::FrameError::HeaderTooLong(n) => wframing::FrameError::HeaderTooLong(n),
-        framing::FrameError::ChunkOutOfRange => wframing::FrameError::ChunkOutOfRange,
-        framing::FrameError::InvalidId => wframing::FrameError::InvalidId,
-    }
-}
-
-impl Guest for Component {
-    fn describe() -> String {
-        crate::describe()
+impl wabout::Guest for Component {
+    fn describe() -> wabout::Description {
+        let d = crate::describe();
+        wabout::Description {
+            name: d.name,
+            world: d.world,
+            features: d.features,
+        }
     }
 }
 
 impl windex::Guest for Component {
-    fn parse(input: windex::IndexInput) -> Result<Vec<wtypes::ByteRange>, windex::IndexError> {
-        let container = match input.container {
-            wtypes::Container::Mp4 => types::Container::Mp4,
-            wtypes::Container::Webm => types::Container::Webm,
-        };
-        let parsed = index::parse(&index::IndexInput {
-            container,
-            index_range: range_in(input.index_range),
-            content_length: input.content_length,
-            index_bytes: &input.index_bytes,
-            head_bytes: input.head_bytes.as_deref(),
-        });
+    fn index_source(meta: wtypes::StreamMeta) -> Result<wtypes::ByteRange, windex::Unindexable> {
+        index::source(&stream_in(meta))
+            .map(range_out)
+            .map_err(|e| match e {
+                index::Unindexable::NotServable(m) => windex::Unindexable::NotServable(m),
+                index::Unindexable::Unsupported(m) => windex::Unindexable::Unsupported(m),
+            })
+    }
+
+    fn parse_index(
+        input: windex::IndexInput,
+    ) -> Result<Vec<wtypes::ByteRange>, windex::IndexError> {
+        let parsed = index::parse_fetched(
+            &stream_in(input.meta),
+            range_in(input.fetched),
+            &input.bytes,
+        );
         match parsed {
             Ok(table) => Ok(table.into_iter().map(range_out).collect()),
             Err(e) => Err(match e {
@@ -107,16 +109,8 @@ impl windex::Guest for Component {
 }
 
 impl wselection::Guest for Component {
-    fn default_preference(purpose: wselection::Purpose) -> Vec<u32> {
-        selection::default_preference(purpose_in(purpose)).to_vec()
-    }
-
     fn parse_preference(text: String) -> Result<Vec<u32>, String> {
         selection::parse_preference(&text)
-    }
-
-    fn servable(meta: wtypes::StreamMeta) -> bool {
-        selection::servable(&stream_in(meta))
     }
 
     fn pick(
@@ -127,32 +121,13 @@ impl wselection::Guest for Component {
         let streams: Vec<types::StreamMeta> = streams.into_iter().map(stream_in).collect();
         selection::pick(purpose_in(purpose), &streams, &prefer)
     }
-}
 
-impl wframing::Guest for Component {
-    fn plan(
-        segment: wtypes::SegmentRef,
-        length: u64,
-    ) -> Result<wframing::ChunkPlan, wframing::FrameError> {
-        framing::plan(&seg_in(segment), length)
-            .map(|p| wframing::ChunkPlan {
-                count: p.count,
-                payload_size: p.payload_size,
-                header_size: p.header_size,
-            })
-            .map_err(frame_error_out)
+    fn valid_video_id(id: String) -> bool {
+        types::valid_vid(&id)
     }
 
-    fn header(
-        segment: wtypes::SegmentRef,
-        chunk: u32,
-        count: u32,
-    ) -> Result<Vec<u8>, wframing::FrameError> {
-        framing::header(&seg_in(segment), chunk, count).map_err(frame_error_out)
-    }
-
-    fn headers(segment: wtypes::SegmentRef, length: u64) -> Result<Vec<u8>, wframing::FrameError> {
-        framing::headers(&seg_in(segment), length).map_err(frame_error_out)
+    fn parse_itag(text: String) -> Option<u32> {
+        types::parse_itag(&text)
     }
 }
 
@@ -161,12 +136,13 @@ impl wprotocol::Guest for Component {
         #[cfg(feature = "chaos")]
         crate::chaos::on_decode(&text);
         match protocol::decode(&text) {
-            protocol::Message::Ping => wprotocol::Message::Ping,
+            protocol::Message::Ping(pong) => wprotocol::Message::Ping(pong),
             protocol::Message::Pong => wprotocol::Message::Pong,
             protocol::Message::Query(s) => wprotocol::Message::Query(seg_out(s)),
             protocol::Message::Resolve(s) => wprotocol::Message::Resolve(seg_out(s)),
             protocol::Message::Quit(s) => wprotocol::Message::Quit(seg_out(s)),
             protocol::Message::QuitAll => wprotocol::Message::QuitAll,
+            protocol::Message::Ignored(e) => wprotocol::Message::Ignored(e),
             protocol::Message::Invalid(r) => wprotocol::Message::Invalid(r),
         }
     }
@@ -174,43 +150,70 @@ impl wprotocol::Guest for Component {
     fn encode_ping() -> String {
         protocol::encode_ping()
     }
+}
 
-    fn encode_pong() -> String {
-        protocol::encode_pong()
+/// The host's table, seen through the crate's trait.
+struct Lent<'a>(&'a host::SegmentTable);
+
+impl decision::SegmentTable for Lent<'_> {
+    fn count(&self) -> u32 {
+        self.0.count()
     }
 
-    fn encode_found(segment: wtypes::SegmentRef) -> String {
-        protocol::encode_found(&seg_in(segment))
+    fn get(&self, index: u32) -> Option<types::ByteRange> {
+        self.0.get(index).map(range_in)
+    }
+}
+
+fn silence_out(s: decision::Silence) -> wdecision::Silence {
+    use decision::Silence as S;
+    use wdecision::Silence as W;
+    match s {
+        S::UnknownStream => W::UnknownStream,
+        S::NotServable => W::NotServable,
+        S::IndexUnavailable => W::IndexUnavailable,
+        S::IndexOutOfRange => W::IndexOutOfRange,
+        S::HeaderTooLong => W::HeaderTooLong,
+        S::Refused(m) => W::Refused(m),
+        S::Other(m) => W::Other(m),
     }
 }
 
 impl wdecision::Guest for Component {
-    fn found(
-        segment: wtypes::SegmentRef,
+    fn decide(
+        request: wdecision::Request,
         meta: Option<wtypes::StreamMeta>,
-        table: wdecision::TableState,
+        table: Result<&host::SegmentTable, wdecision::TableMissing>,
     ) -> wdecision::Verdict {
+        let lent;
         let table = match table {
-            wdecision::TableState::NotLoaded => decision::TableState::NotLoaded,
-            wdecision::TableState::Failed => decision::TableState::Failed,
-            wdecision::TableState::Loaded(l) => {
-                decision::TableState::Loaded(decision::SegmentLookup {
-                    count: l.count,
-                    range: l.range.map(range_in),
-                })
+            Err(wdecision::TableMissing::NotLoaded) => decision::TableState::NotLoaded,
+            Err(wdecision::TableMissing::Failed) => decision::TableState::Failed,
+            Ok(t) => {
+                lent = Lent(t);
+                decision::TableState::Loaded(&lent)
             }
         };
+        let request = decision::Request {
+            kind: match request.kind {
+                wdecision::RequestKind::Query => decision::RequestKind::Query,
+                wdecision::RequestKind::Resolve => decision::RequestKind::Resolve,
+            },
+            segment: seg_in(request.segment),
+            peer: request.peer,
+            now_ms: request.now_ms,
+        };
         let stream = meta.map(stream_in);
-        match decision::found(&seg_in(segment), stream.as_ref(), table) {
-            decision::Verdict::Serve => wdecision::Verdict::Serve,
-            decision::Verdict::NeedIndex => wdecision::Verdict::NeedIndex,
-            decision::Verdict::Silent(s) => wdecision::Verdict::Silent(match s {
-                decision::Silence::UnknownStream => wdecision::Silence::UnknownStream,
-                decision::Silence::NotServable => wdecision::Silence::NotServable,
-                decision::Silence::IndexUnavailable => wdecision::Silence::IndexUnavailable,
-                decision::Silence::IndexOutOfRange => wdecision::Silence::IndexOutOfRange,
-                decision::Silence::HeaderTooLong => wdecision::Silence::HeaderTooLong,
+        match decision::decide(&request, stream.as_ref(), table) {
+            decision::Verdict::Reply(text) => wdecision::Verdict::Reply(text),
+            decision::Verdict::Send(p) => wdecision::Verdict::Send(wdecision::SendPlan {
+                range: range_out(p.range),
+                payload_size: p.payload_size,
+                header_size: p.header_size,
+                headers: p.headers,
             }),
+            decision::Verdict::NeedIndex => wdecision::Verdict::NeedIndex,
+            decision::Verdict::Silent(s) => wdecision::Verdict::Silent(silence_out(s)),
         }
     }
 }

@@ -6,7 +6,11 @@ use crate::types::{SegmentRef, valid_itag, valid_vid};
 /// Bytes of header before each payload.
 pub const HEADER_SIZE: u32 = 30;
 /// Payload bytes per chunk (the last chunk may be shorter).
+#[cfg(not(feature = "chaos"))]
 pub const PAYLOAD_SIZE: u32 = 51_200;
+/// The test-only chaos build cuts smaller chunks, so that a swap to it shows on the wire.
+#[cfg(feature = "chaos")]
+pub const PAYLOAD_SIZE: u32 = crate::chaos::PAYLOAD_SIZE;
 
 /// How a segment is cut into DataChannel messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

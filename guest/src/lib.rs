@@ -21,10 +21,28 @@ pub mod chaos;
 #[allow(unsafe_code, missing_docs)]
 mod component;
 
+/// The `videortc:policy` version this crate implements (`wit/policy.wit`).
+pub const WORLD: &str = "0.2.0";
+
+/// What this policy says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    /// Name and version of this policy build.
+    pub name: String,
+    /// The `videortc:policy` version it was built against.
+    pub world: String,
+    /// Optional capabilities it offers.
+    pub features: Vec<String>,
+}
+
 /// Name and version of this policy build.
-pub fn describe() -> String {
+pub fn describe() -> Description {
     let name = format!("videortc-guest {}", env!("CARGO_PKG_VERSION"));
     #[cfg(feature = "chaos")]
     let name = format!("{name} {}", chaos::TAG);
-    name
+    Description {
+        name,
+        world: WORLD.into(),
+        features: Vec::new(),
+    }
 }

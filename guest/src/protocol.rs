@@ -7,8 +7,8 @@ use crate::types::{SegmentRef, parse_itag, valid_vid};
 /// One decoded DataChannel text message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// `{"event":"ping"}`: answer with pong.
-    Ping,
+    /// `{"event":"ping"}`: send this text back (the pong).
+    Ping(String),
     /// `{"event":"pong"}`: nothing to do.
     Pong,
     /// Can the node serve this segment?
@@ -19,6 +19,8 @@ pub enum Message {
     Quit(SegmentRef),
     /// Stop everything on this channel.
     QuitAll,
+    /// A well-formed event this node does not act on (e.g. `chat`), by name.
+    Ignored(String),
     /// Anything else, with the reason.
     Invalid(String),
 }
@@ -30,10 +32,47 @@ struct Envelope {
     data: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize)]
 struct Data {
     id: String,
-    index: u64,
+    index: Index,
+}
+
+/// A segment number as browsers send it: an integer, or (in some `quit`s) a decimal string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Index {
+    Number(u64),
+    Text(String),
+}
+
+impl Index {
+    /// The number, if it is a non-negative integer or a decimal string that fits `u32`.
+    fn value(&self) -> Result<u32, String> {
+        match self {
+            Index::Number(n) => u32::try_from(*n).map_err(|_| format!("index {n} out of range")),
+            Index::Text(t)
+                if (1..=10).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                t.parse().map_err(|_| format!("index {t:?} out of range"))
+            }
+            Index::Text(t) => Err(format!("index {:?} is not a decimal number", truncate(t))),
+        }
+    }
+}
+
+fn truncate(t: &str) -> &str {
+    let mut cut = t.len().min(20);
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    t.get(..cut).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct Found {
+    id: String,
+    index: u32,
 }
 
 /// Longest reason text kept for an invalid message.
@@ -67,11 +106,15 @@ fn segment(data: Option<serde_json::Value>, event: &str) -> Result<Data, Message
 }
 
 fn segment_ref(d: Data, event: &str) -> Message {
+    let index = match d.index.value() {
+        Ok(index) => index,
+        Err(e) => return invalid(format!("{event}: {e}")),
+    };
+    if event == "quit" && d.id.is_empty() && index == 0 {
+        return Message::QuitAll;
+    }
     let Some((vid, itag)) = parse_stream_id(&d.id) else {
         return invalid(format!("{event}: bad stream id {:?}", d.id));
-    };
-    let Ok(index) = u32::try_from(d.index) else {
-        return invalid(format!("{event}: index {} out of range", d.index));
     };
     let seg = SegmentRef {
         vid: vid.to_owned(),
@@ -85,22 +128,31 @@ fn segment_ref(d: Data, event: &str) -> Message {
     }
 }
 
-/// Decodes one text message, strictly: unknown events, wrong types, negative or
-/// non-integer indexes and malformed ids are [`Message::Invalid`].
+/// Longest event name kept for an ignored message.
+const EVENT_MAX: usize = 40;
+
+/// Decodes one text message. Events other than ping, pong, query, resolve and quit are
+/// [`Message::Ignored`] (pages send e.g. `chat` to every peer); bad JSON, wrong types,
+/// negative or non-integer indexes and malformed ids are [`Message::Invalid`].
 pub fn decode(text: &str) -> Message {
     let env: Envelope = match serde_json::from_str(text) {
         Ok(env) => env,
         Err(e) => return invalid(format!("not a message: {e}")),
     };
     match env.event.as_str() {
-        "ping" => Message::Ping,
+        "ping" => Message::Ping(encode_pong()),
         "pong" => Message::Pong,
         event @ ("query" | "resolve" | "quit") => match segment(env.data, event) {
-            Ok(d) if event == "quit" && d.id.is_empty() && d.index == 0 => Message::QuitAll,
             Ok(d) => segment_ref(d, event),
             Err(m) => m,
         },
-        other => invalid(format!("unknown event {other:?}")),
+        other => {
+            let mut cut = other.len().min(EVENT_MAX);
+            while !other.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            Message::Ignored(other.get(..cut).unwrap_or_default().to_owned())
+        }
     }
 }
 
@@ -125,9 +177,9 @@ pub fn encode_pong() -> String {
 pub fn encode_found(seg: &SegmentRef) -> String {
     let event = Event {
         event: "found",
-        data: Some(Data {
+        data: Some(Found {
             id: seg.stream_id(),
-            index: u64::from(seg.index),
+            index: seg.index,
         }),
     };
     // Serialising a string and an integer cannot fail; never panic if it somehow did.
@@ -150,7 +202,10 @@ mod tests {
 
     #[test]
     fn decodes_the_protocol() {
-        assert_eq!(decode(r#"{"event":"ping"}"#), Message::Ping);
+        assert_eq!(
+            decode(r#"{"event":"ping"}"#),
+            Message::Ping(r#"{"event":"pong"}"#.into())
+        );
         assert_eq!(decode(r#"{"event":"pong","data":null}"#), Message::Pong);
         assert_eq!(
             decode(r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":3}}"#),
@@ -171,21 +226,63 @@ mod tests {
     }
 
     #[test]
+    fn accepts_decimal_string_indexes() {
+        assert_eq!(
+            decode(r#"{"event":"quit","data":{"id":"dQw4w9WgXcQ:251","index":"5"}}"#),
+            Message::Quit(seg("dQw4w9WgXcQ", 251, 5))
+        );
+        assert_eq!(
+            decode(r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":"4294967295"}}"#),
+            Message::Query(seg("dQw4w9WgXcQ", 251, u32::MAX))
+        );
+        assert_eq!(
+            decode(r#"{"event":"resolve","data":{"id":"dQw4w9WgXcQ:251","index":"007"}}"#),
+            Message::Resolve(seg("dQw4w9WgXcQ", 251, 7))
+        );
+        assert_eq!(
+            decode(r#"{"event":"quit","data":{"id":"","index":"0"}}"#),
+            Message::QuitAll
+        );
+    }
+
+    #[test]
+    fn ignores_other_events_by_name() {
+        assert_eq!(
+            decode(r#"{"event":"chat","data":{"text":"hi"}}"#),
+            Message::Ignored("chat".into())
+        );
+        assert_eq!(
+            decode(r#"{"event":"PING"}"#),
+            Message::Ignored("PING".into())
+        );
+        let long = format!(r#"{{"event":"{}"}}"#, "é".repeat(60_000));
+        match decode(&long) {
+            Message::Ignored(name) => assert!(name.len() <= EVENT_MAX),
+            m => panic!("{m:?}"),
+        }
+    }
+
+    #[test]
     fn rejects_everything_else() {
         let bad = [
             "",
             "null",
             "[]",
             "{",
-            r#"{"event":"PING"}"#,
-            r#"{"event":"hello"}"#,
             r#"{"event":1}"#,
+            r#"{"data":{}}"#,
             r#"{"event":"query"}"#,
             r#"{"event":"query","data":null}"#,
             r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251"}}"#,
             r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":-5}}"#,
             r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":1.5}}"#,
-            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":"1"}}"#,
+            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":"-1"}}"#,
+            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":"+1"}}"#,
+            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":" 1"}}"#,
+            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":""}}"#,
+            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":"4294967296"}}"#,
+            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":"1.5"}}"#,
+            r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":null}}"#,
             r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":4294967296}}"#,
             r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":1e2}}"#,
             r#"{"event":"query","data":{"id":"dQw4w9WgXcQ","index":1}}"#,
@@ -200,7 +297,10 @@ mod tests {
         for text in bad {
             assert!(matches!(decode(text), Message::Invalid(_)), "{text}");
         }
-        let huge = format!(r#"{{"event":"{}"}}"#, "x".repeat(60_000));
+        let huge = format!(
+            r#"{{"event":"query","data":{{"id":"{}","index":1}}}}"#,
+            "x".repeat(60_000)
+        );
         match decode(&huge) {
             Message::Invalid(r) => assert!(r.len() <= REASON_MAX + 3),
             m => panic!("{m:?}"),

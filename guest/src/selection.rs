@@ -50,16 +50,25 @@ pub fn parse_preference(text: &str) -> Result<Vec<u32>, String> {
 /// Whether a stream can be served segment by segment: fetchable, with a length, an init
 /// range and a non-empty index range inside the stream.
 pub fn servable(s: &StreamMeta) -> bool {
+    servable_reason(s).is_ok()
+}
+
+/// [`servable`], with what is missing.
+pub fn servable_reason(s: &StreamMeta) -> Result<(), &'static str> {
     let (Some(len), Some(init), Some(index)) = (s.content_length, s.init_range, s.index_range)
     else {
-        return false;
+        return Err("no length, init range or index range");
     };
-    s.fetchable
-        && len > 0
-        && init.start <= init.end
-        && index.start <= index.end
-        && init.end < len
-        && index.end < len
+    if !s.fetchable {
+        return Err("no way to fetch its bytes");
+    }
+    if len == 0 || init.start > init.end || index.start > index.end {
+        return Err("empty stream or backwards range");
+    }
+    if init.end >= len || index.end >= len {
+        return Err("init or index range outside the stream");
+    }
+    Ok(())
 }
 
 fn fits(purpose: Purpose, s: &StreamMeta) -> bool {

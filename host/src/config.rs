@@ -109,6 +109,9 @@ pub struct Config {
     pub youtube_image_url: Url,
     /// `PUBLIC_DIR`: where static files are served from (`./public` by default).
     pub public_dir: PathBuf,
+    /// `ADMIN_TOKEN`: the bearer token that admits `POST /admin/policy` from other hosts
+    /// than this one (loopback needs none).
+    pub admin_token: Option<String>,
 }
 
 /// Default in-flight window per DataChannel (WEBRTC-NOTES: best on one host).
@@ -240,6 +243,12 @@ impl Config {
                     .unwrap_or(DEFAULT_YOUTUBE_IMAGE_URL),
             )?,
             public_dir: PathBuf::from(get("PUBLIC_DIR").as_deref().unwrap_or("./public")),
+            admin_token: match get("ADMIN_TOKEN") {
+                Some(t) if t.len() < 16 => {
+                    return Err(err("ADMIN_TOKEN", "must be at least 16 characters"));
+                }
+                t => t,
+            },
         })
     }
 }
@@ -420,10 +429,21 @@ mod tests {
         assert_eq!(c.youtube_api_url.as_str(), "http://127.0.0.1:9/yt");
         assert_eq!(c.youtube_image_url.as_str(), "http://127.0.0.1:9/img");
         assert_eq!(c.public_dir, PathBuf::from("/srv/www"));
+        assert_eq!(c.admin_token, None);
         for var in ["YOUTUBE_API_URL", "YOUTUBE_IMAGE_URL"] {
             assert_eq!(cfg(&[(var, "ftp://x/")]).unwrap_err().var, var);
             assert_eq!(cfg(&[(var, "not a url")]).unwrap_err().var, var);
         }
+    }
+
+    #[test]
+    fn admin_token_is_long_enough() {
+        let c = cfg(&[("ADMIN_TOKEN", "0123456789abcdef")]).unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            cfg(&[("ADMIN_TOKEN", "short")]).unwrap_err().var,
+            "ADMIN_TOKEN"
+        );
     }
 
     #[test]

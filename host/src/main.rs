@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{ArgAction, Parser, Subcommand};
+use videortc::policy::reload::Reloader;
 use videortc::policy::{Policy, PolicyConfig};
 
 mod node;
@@ -20,7 +21,8 @@ struct Cli {
     /// Address to bind (all interfaces by default).
     #[arg(short = 'h', long = "host", default_value = "0.0.0.0", global = true)]
     host: IpAddr,
-    /// A policy component to use instead of the embedded one.
+    /// A policy component (`.wasm`, or `.cwasm` from `compile-policy`) to use instead of the
+    /// embedded one; watched, and reloaded when it changes or on SIGHUP.
     #[arg(long, env = "POLICY", global = true)]
     policy: Option<PathBuf>,
     /// Print help.
@@ -36,8 +38,16 @@ enum Command {
     Signal,
     /// Load and self-check a policy component, print its description and exit.
     CheckPolicy {
-        /// The component file.
+        /// The component file (`.wasm` or `.cwasm`).
         file: PathBuf,
+    },
+    /// Compile a policy component for this node's wasmtime, so that loading it skips
+    /// compilation (a `.cwasm` runs only on a node of the same build).
+    CompilePolicy {
+        /// The component (`.wasm`).
+        input: PathBuf,
+        /// Where to write the precompiled component (`.cwasm`).
+        output: PathBuf,
     },
 }
 
@@ -64,8 +74,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::CheckPolicy { file }) => {
             let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
-            let policy = Policy::new(&bytes, &file.display().to_string(), PolicyConfig::default())?;
-            println!("{}", policy.describe());
+            let source = file.display().to_string();
+            tokio_main(async move {
+                let policy = Policy::new(&bytes, &source, PolicyConfig::default()).await?;
+                let d = policy.description();
+                println!("{} (videortc:policy@{})", d.name, d.world);
+                Ok(())
+            })
+        }
+        Some(Command::CompilePolicy { input, output }) => {
+            let bytes = std::fs::read(&input).with_context(|| format!("{}", input.display()))?;
+            let compiled = videortc::policy::precompile(&bytes)?;
+            std::fs::write(&output, &compiled).with_context(|| format!("{}", output.display()))?;
+            println!("{} ({} bytes)", output.display(), compiled.len());
             Ok(())
         }
         Some(Command::Signal) => tokio_main(async move {
@@ -84,16 +105,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(2);
                 }
             };
-            let policy = match &cli.policy {
-                Some(file) => {
-                    let bytes =
-                        std::fs::read(file).with_context(|| format!("{}", file.display()))?;
-                    Policy::new(&bytes, &file.display().to_string(), PolicyConfig::default())?
-                }
-                None => Policy::with_default(PolicyConfig::default())?,
-            };
-            tracing::info!(policy = %policy.describe(), source = %policy.source(), "policy ready");
-            tokio_main(node::run(addr, config, Arc::new(policy), shutdown_signal()))
+            let file = cli.policy.clone();
+            tokio_main(async move {
+                let (policy, bytes) = match &file {
+                    Some(path) => {
+                        let bytes =
+                            std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+                        let source = path.display().to_string();
+                        let p = Policy::new(&bytes, &source, PolicyConfig::default()).await?;
+                        (p, Some(bytes))
+                    }
+                    None => (Policy::with_default(PolicyConfig::default()).await?, None),
+                };
+                tracing::info!(policy = %policy.describe(), source = %policy.source(), "policy ready");
+                let reloader = Reloader::new(Arc::new(policy), file, bytes.as_deref());
+                node::run(addr, config, reloader, shutdown_signal()).await
+            })
         }
     }
 }

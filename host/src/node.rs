@@ -8,6 +8,7 @@ use videortc::config::Config;
 use videortc::http::{self, Shared};
 use videortc::media::{HubConfig, MediaHub, Origin, http_client, stream_client};
 use videortc::policy::Policy;
+use videortc::policy::reload::Reloader;
 use videortc::rtc::{IceServer, PeerManager, RtcConfig};
 use videortc::signal::{ClientConfig, SignalClient};
 
@@ -15,9 +16,16 @@ use videortc::signal::{ClientConfig, SignalClient};
 pub async fn run(
     addr: SocketAddr,
     config: Config,
-    policy: Arc<Policy>,
+    reloader: Arc<Reloader>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let policy = reloader.policy().clone();
+    // Operators swap the policy by editing its file, SIGHUP or POST /admin/policy.
+    let _watch = reloader
+        .watch()
+        .map_err(|e| anyhow::anyhow!("policy file: {e}"))?;
+    #[cfg(unix)]
+    let _hangup = reloader.reload_on_sighup().context("SIGHUP handler")?;
     let client = http_client(config.video_proxy.as_ref(), config.origin_timeout)
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let streams = stream_client(config.video_proxy.as_ref(), config.stream_idle_timeout())
@@ -38,17 +46,20 @@ pub async fn run(
     let local = listener.local_addr().unwrap_or(addr);
     let rtc_settings = config.rtc.clone();
     let mut shared =
-        Shared::new(config, policy.clone(), hub.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Shared::new(config, reloader.clone(), hub.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(rtc) = rtc_settings {
         let manager = start_rtc(&rtc, policy, hub).await?;
         shared.peers = Some(Arc::new(manager));
     }
     let shared = Arc::new(shared);
     tracing::info!(addr = %local, "listening");
-    axum::serve(listener, http::router(shared))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server")?;
+    axum::serve(
+        listener,
+        http::router(shared).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("HTTP server")?;
     Ok(())
 }
 

@@ -8,4 +8,5 @@ pub mod origin;
 pub mod proxy;
 pub mod stand_in;
 pub mod walk;
+pub mod worlds;
 pub mod xml;

@@ -17,6 +17,7 @@ use http_common::{get, raw, request};
 use videortc::config::Config;
 use videortc::http::{Shared, router};
 use videortc::media::{HubConfig, MediaHub, Origin, http_client};
+use videortc::policy::reload::Reloader;
 use videortc::policy::{Policy, PolicyConfig};
 
 struct Site {
@@ -58,18 +59,19 @@ async fn site(with_public: bool) -> Site {
     }
     let dir = public.display().to_string();
     let config = Config::from_lookup(|k| (k == "PUBLIC_DIR").then(|| dir.clone())).unwrap();
-    let policy = Arc::new(Policy::with_default(PolicyConfig::default()).unwrap());
+    let policy = Arc::new(Policy::with_default(PolicyConfig::default()).await.unwrap());
     let client = http_client(None, Duration::from_secs(5)).unwrap();
     let hub = Arc::new(MediaHub::new(
         policy.clone(),
         Origin::new(client, None),
         &HubConfig::default(),
     ));
-    let shared = Shared::new(config, policy, hub).unwrap();
+    let shared = Shared::new(config, Reloader::new(policy, None, None), hub).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = router(Arc::new(shared));
     let task = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(listener, app).await;
     });
     Site { root, port, task }

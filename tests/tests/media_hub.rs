@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use videortc::media::{HubConfig, MediaHub, Origin, http_client};
-use videortc::policy::{ByteRange, Policy, PolicyConfig, SegmentRef};
+use bytes::Bytes;
+use videortc::media::{Decision, HubConfig, MediaHub, Origin, http_client};
+use videortc::policy::{ByteRange, Policy, PolicyConfig, Request, RequestKind, SegmentRef};
 use videortc_tests::origin::{TestOrigin, VID, fixture_streams};
 
 async fn setup(config: HubConfig) -> (TestOrigin, Arc<MediaHub>) {
     let origin = TestOrigin::start(fixture_streams().unwrap()).await.unwrap();
-    let policy = Arc::new(Policy::with_default(PolicyConfig::default()).unwrap());
+    let policy = Arc::new(Policy::with_default(PolicyConfig::default()).await.unwrap());
     let client = http_client(None, Duration::from_secs(10)).unwrap();
     let base = url::Url::parse(&origin.base_url()).unwrap();
     let hub = Arc::new(MediaHub::new(
@@ -36,39 +37,70 @@ fn seg(itag: u32, index: u32) -> SegmentRef {
     }
 }
 
+fn request(kind: RequestKind, segment: &SegmentRef) -> Request {
+    Request {
+        kind,
+        segment: segment.clone(),
+        peer: "test-peer".into(),
+        now_ms: 0,
+    }
+}
+
+/// The range the hub would send for a resolve of `s`, or why it stays silent.
+async fn find(hub: &MediaHub, s: &SegmentRef) -> Result<ByteRange, String> {
+    match hub.decide(&request(RequestKind::Resolve, s)).await {
+        Decision::Send(plan) => Ok(plan.range),
+        Decision::Silent(why) => Err(why),
+        Decision::Reply(text) => panic!("a reply to a resolve: {text}"),
+    }
+}
+
+/// The bytes the hub would send for a resolve of `s`.
+async fn segment(hub: &MediaHub, s: &SegmentRef) -> Result<Bytes, String> {
+    let range = find(hub, s).await?;
+    hub.segment_bytes(s, range).await.map_err(|e| e.to_string())
+}
+
 #[tokio::test]
 async fn finds_exactly_the_segments_that_exist() {
     let (origin, hub) = setup(HubConfig::default()).await;
     for s in origin.streams.iter() {
         let n = s.layout.segments.len() as u32;
         for index in [0, n / 2, n - 1] {
-            let r = hub.find(&seg(s.itag, index)).await.unwrap();
+            let r = find(&hub, &seg(s.itag, index)).await.unwrap();
             let want = s.layout.segments[index as usize];
             assert_eq!(
                 r,
-                Some(ByteRange {
+                ByteRange {
                     start: want.start,
                     end: want.end
-                }),
+                },
                 "{} {index}",
                 s.file
             );
+            let found = format!(
+                r#"{{"event":"found","data":{{"id":"{VID}:{}","index":{index}}}}}"#,
+                s.itag
+            );
+            let query = request(RequestKind::Query, &seg(s.itag, index));
+            assert_eq!(hub.decide(&query).await, Decision::Reply(found));
         }
         assert_eq!(
-            hub.find(&seg(s.itag, n)).await.unwrap(),
-            None,
+            find(&hub, &seg(s.itag, n)).await,
+            Err("no such segment".into()),
             "{} past the end",
             s.file
         );
     }
-    // unknown itag: silent; unknown video: an origin error (404), which the caller treats as silence
-    assert_eq!(hub.find(&seg(22, 0)).await.unwrap(), None);
+    // unknown itag: silent; unknown video: silent with the origin's 404
+    assert_eq!(find(&hub, &seg(22, 0)).await, Err("unknown stream".into()));
     let unknown = SegmentRef {
         vid: "unknownVid1".into(),
         itag: 137,
         index: 0,
     };
-    assert!(hub.find(&unknown).await.is_err());
+    let why = find(&hub, &unknown).await.unwrap_err();
+    assert!(why.contains("not available from the origin"), "{why}");
     // one info request and one index request per stream, however many lookups
     assert_eq!(origin.control.hits(&format!("/{VID}.json")), 1);
     assert_eq!(origin.control.hits_prefix(&format!("/{VID}/")), 4);
@@ -80,7 +112,7 @@ async fn serves_segment_bytes_exactly() {
     for s in origin.streams.iter() {
         let n = s.layout.segments.len();
         for index in [0, n / 2, n - 1] {
-            let bytes = hub.segment(&seg(s.itag, index as u32)).await.unwrap();
+            let bytes = segment(&hub, &seg(s.itag, index as u32)).await.unwrap();
             let r = s.layout.segments[index];
             assert_eq!(
                 &bytes[..],
@@ -96,7 +128,7 @@ async fn serves_segment_bytes_exactly() {
 async fn direct_stream_urls_work_without_base_url() {
     let origin = TestOrigin::start(fixture_streams().unwrap()).await.unwrap();
     origin.control.with_urls.store(true, Ordering::SeqCst);
-    let policy = Arc::new(Policy::with_default(PolicyConfig::default()).unwrap());
+    let policy = Arc::new(Policy::with_default(PolicyConfig::default()).await.unwrap());
     let client = http_client(None, Duration::from_secs(10)).unwrap();
     // Info still comes from BASE_URL here, but bytes follow the stream URLs.
     let base = url::Url::parse(&origin.base_url()).unwrap();
@@ -106,7 +138,7 @@ async fn direct_stream_urls_work_without_base_url() {
         &HubConfig::default(),
     );
     let s = origin.stream(251).unwrap();
-    let bytes = hub.segment(&seg(251, 2)).await.unwrap();
+    let bytes = segment(&hub, &seg(251, 2)).await.unwrap();
     let r = s.layout.segments[2];
     assert_eq!(&bytes[..], &s.bytes[r.start as usize..=r.end as usize]);
     assert_eq!(
@@ -127,7 +159,7 @@ async fn concurrent_misses_make_one_origin_request() {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let hub = hub.clone();
-            tokio::spawn(async move { hub.segment(&seg(137, 3)).await })
+            tokio::spawn(async move { segment(&hub, &seg(137, 3)).await })
         })
         .collect();
     for t in tasks {
@@ -158,16 +190,16 @@ async fn origin_errors_are_not_cached_for_long() {
     };
     let (origin, hub) = setup(config).await;
     origin.control.fail_next.store(1, Ordering::SeqCst);
-    assert!(hub.find(&seg(137, 0)).await.is_err());
+    assert!(find(&hub, &seg(137, 0)).await.is_err());
     // within the failure window: remembered, no new request
-    assert!(hub.find(&seg(137, 0)).await.is_err());
+    assert!(find(&hub, &seg(137, 0)).await.is_err());
     assert_eq!(origin.control.hits(&format!("/{VID}.json")), 1);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(hub.find(&seg(137, 0)).await.unwrap().is_some());
+    assert!(find(&hub, &seg(137, 0)).await.is_ok());
     // a failed segment fetch is retried on the next request
     origin.control.fail_next.store(1, Ordering::SeqCst);
-    assert!(hub.segment(&seg(137, 1)).await.is_err());
-    assert!(hub.segment(&seg(137, 1)).await.is_ok());
+    assert!(segment(&hub, &seg(137, 1)).await.is_err());
+    assert!(segment(&hub, &seg(137, 1)).await.is_ok());
     assert!(hub.stats().origin_errors.load(Ordering::Relaxed) >= 2);
 }
 
@@ -181,7 +213,7 @@ async fn the_segment_cache_keeps_to_its_budget() {
     let (origin, hub) = setup(config).await;
     for s in origin.streams.iter() {
         for index in 0..s.layout.segments.len() as u32 {
-            hub.segment(&seg(s.itag, index)).await.unwrap();
+            segment(&hub, &seg(s.itag, index)).await.unwrap();
         }
     }
     let summary = hub.summary();
@@ -202,10 +234,10 @@ async fn unknown_videos_are_remembered_longer_than_failures() {
         itag: 137,
         index: 0,
     };
-    assert!(hub.find(&unknown).await.is_err());
+    assert!(find(&hub, &unknown).await.is_err());
     tokio::time::sleep(Duration::from_millis(150)).await;
     // past the failure window, but a 404 means "no such video": still no new request
-    assert!(hub.find(&unknown).await.is_err());
+    assert!(find(&hub, &unknown).await.is_err());
     assert_eq!(origin.control.hits("/unknownVid1.json"), 1);
 }
 
@@ -227,7 +259,7 @@ async fn info_fetches_are_bounded() {
                     itag: 137,
                     index: 0,
                 };
-                hub.find(&seg).await
+                find(&hub, &seg).await
             })
         })
         .collect();

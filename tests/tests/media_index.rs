@@ -46,19 +46,42 @@ fn slice(bytes: &[u8], r: walk::Range) -> &[u8] {
     &bytes[r.start as usize..=r.end as usize]
 }
 
+fn range(r: walk::Range) -> wasm::ByteRange {
+    wasm::ByteRange {
+        start: r.start,
+        end: r.end,
+    }
+}
+
+/// The stream as VideoInfo describes it.
+fn meta(f: &Fixture) -> wasm::StreamMeta {
+    wasm::StreamMeta {
+        itag: 251,
+        mime: match f.container {
+            nt::Container::Mp4 => "video/mp4; codecs=\"avc1.4d401f\"".into(),
+            nt::Container::Webm => "audio/webm; codecs=\"opus\"".into(),
+        },
+        content_length: Some(f.layout.len),
+        init_range: Some(range(f.layout.init)),
+        index_range: Some(range(f.layout.index)),
+        fetchable: true,
+    }
+}
+
+/// The bytes the policy asks for, with the head before the index (WebM) or without it.
 fn wasm_input(f: &Fixture, with_head: bool) -> wasm::IndexInput {
-    wasm::IndexInput {
-        container: match f.container {
-            nt::Container::Mp4 => wasm::Container::Mp4,
-            nt::Container::Webm => wasm::Container::Webm,
-        },
-        index_range: wasm::ByteRange {
-            start: f.layout.index.start,
+    let fetched = if with_head {
+        walk::Range {
+            start: 0,
             end: f.layout.index.end,
-        },
-        content_length: f.layout.len,
-        index_bytes: slice(&f.bytes, f.layout.index).to_vec(),
-        head_bytes: with_head.then(|| slice(&f.bytes, f.layout.init).to_vec()),
+        }
+    } else {
+        f.layout.index
+    };
+    wasm::IndexInput {
+        meta: meta(f),
+        fetched: range(fetched),
+        bytes: slice(&f.bytes, fetched).to_vec(),
     }
 }
 
@@ -66,8 +89,8 @@ fn expected(f: &Fixture) -> Vec<(u64, u64)> {
     f.layout.segments.iter().map(|r| (r.start, r.end)).collect()
 }
 
-fn policy() -> Policy {
-    Policy::with_default(PolicyConfig::default()).unwrap()
+async fn policy() -> Policy {
+    Policy::with_default(PolicyConfig::default()).await.unwrap()
 }
 
 #[test]
@@ -90,11 +113,21 @@ fn native_tables_match_the_files() {
     }
 }
 
-#[test]
-fn wasm_tables_match_the_files_and_segments_start_right() {
-    let p = policy();
+#[tokio::test]
+async fn wasm_tables_match_the_files_and_segments_start_right() {
+    let p = policy().await;
     for f in fixtures() {
-        let table = p.parse_index(&wasm_input(&f, true)).unwrap().unwrap();
+        // The policy says which bytes it needs: the head too for WebM, the index for MP4.
+        let fetched = p.index_source(&meta(&f)).await.unwrap().unwrap();
+        let webm = f.container == nt::Container::Webm;
+        assert_eq!(fetched.start, if webm { 0 } else { f.layout.index.start });
+        assert_eq!(fetched.end, f.layout.index.end);
+        let input = wasm::IndexInput {
+            meta: meta(&f),
+            fetched,
+            bytes: f.bytes[fetched.start as usize..=fetched.end as usize].to_vec(),
+        };
+        let table = p.parse_index(&input).await.unwrap().unwrap();
         let got: Vec<(u64, u64)> = table.iter().map(|r| (r.start, r.end)).collect();
         assert_eq!(got, expected(&f), "{}", f.name);
         for r in &table {
@@ -112,81 +145,110 @@ fn wasm_tables_match_the_files_and_segments_start_right() {
     assert_eq!(p.stats().traps.load(Ordering::Relaxed), 0);
 }
 
-#[test]
-fn webm_needs_the_segment_start_when_a_void_follows_the_cues() {
-    let p = policy();
+#[tokio::test]
+async fn webm_needs_the_segment_start_when_a_void_follows_the_cues() {
+    let p = policy().await;
     let all = fixtures();
     let audio = all.iter().find(|f| f.name == "audio.webm").unwrap();
     let video = all.iter().find(|f| f.name == "video.webm").unwrap();
     // video.webm: the first Cluster follows the Cues, so the fallback is right too.
-    let t = p.parse_index(&wasm_input(video, false)).unwrap().unwrap();
+    let t = p
+        .parse_index(&wasm_input(video, false))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(t[0].start, video.layout.segments[0].start);
     // audio.webm has a Void after the Cues: the Go assumption would be wrong here, the
     // Segment data start from the head bytes is right.
     assert!(audio.layout.segments[0].start > audio.layout.index.end + 1);
-    let with = p.parse_index(&wasm_input(audio, true)).unwrap().unwrap();
+    let with = p
+        .parse_index(&wasm_input(audio, true))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(with[0].start, audio.layout.segments[0].start);
-    let without = p.parse_index(&wasm_input(audio, false)).unwrap();
+    let without = p.parse_index(&wasm_input(audio, false)).await.unwrap();
     assert_ne!(
         without.ok().map(|t| t[0].start),
         Some(audio.layout.segments[0].start)
     );
 }
 
-#[test]
-fn bad_input_is_an_error_never_a_trap() {
-    let p = policy();
+#[tokio::test]
+async fn bad_input_is_an_error_never_a_trap() {
+    let p = policy().await;
     for f in fixtures() {
-        let good = wasm_input(&f, true);
-        let n = good.index_bytes.len();
+        let good = wasm_input(&f, false);
+        let n = good.bytes.len();
         // truncated at many lengths (with a range that matches, so the parser sees the cut)
-        for cut in (0..n).step_by(7) {
+        for cut in (7..n).step_by(7) {
             let mut inp = good.clone();
-            inp.index_bytes.truncate(cut);
-            if cut == 0 {
-                continue;
-            }
-            inp.index_range.end = inp.index_range.start + cut as u64 - 1;
+            inp.bytes.truncate(cut);
+            inp.fetched.end = inp.fetched.start + cut as u64 - 1;
+            let mut index = inp.meta.index_range.unwrap();
+            index.end = inp.fetched.end;
+            inp.meta.index_range = Some(index);
             assert!(
-                p.parse_index(&inp).unwrap().is_err(),
+                p.parse_index(&inp).await.unwrap().is_err(),
                 "{} cut {cut}",
                 f.name
             );
         }
+        // fewer bytes than the range says
+        let mut short_bytes = good.clone();
+        short_bytes.bytes.pop();
+        assert!(p.parse_index(&short_bytes).await.unwrap().is_err());
         // garbage of the right length
         let mut garbage = good.clone();
-        garbage.index_bytes = (0..n).map(|i| (i * 131 % 251) as u8).collect();
-        assert!(p.parse_index(&garbage).unwrap().is_err(), "{}", f.name);
+        garbage.bytes = (0..n).map(|i| (i * 131 % 251) as u8).collect();
+        assert!(
+            p.parse_index(&garbage).await.unwrap().is_err(),
+            "{}",
+            f.name
+        );
         // the other container's parser on these bytes
         let mut wrong = good.clone();
-        wrong.container = match good.container {
-            wasm::Container::Mp4 => wasm::Container::Webm,
-            wasm::Container::Webm => wasm::Container::Mp4,
+        wrong.meta.mime = if f.container == nt::Container::Mp4 {
+            "video/webm".into()
+        } else {
+            "video/mp4".into()
         };
-        assert!(p.parse_index(&wrong).unwrap().is_err(), "{}", f.name);
+        assert!(p.parse_index(&wrong).await.unwrap().is_err(), "{}", f.name);
         // a length that cuts off the last segments
         let mut short = good.clone();
-        short.content_length = f.layout.segments[1].end;
-        assert!(p.parse_index(&short).unwrap().is_err(), "{}", f.name);
+        short.meta.content_length = Some(f.layout.segments[1].end);
+        assert!(p.parse_index(&short).await.unwrap().is_err(), "{}", f.name);
+        // a container the policy does not know
+        let mut unknown = meta(&f);
+        unknown.mime = "video/x-flv".into();
+        assert!(matches!(
+            p.index_source(&unknown).await.unwrap(),
+            Err(wasm::Unindexable::Unsupported(_))
+        ));
     }
     // a 1 MB index of zeros and of 0xFF
     for byte in [0u8, 0xFF] {
-        let inp = wasm::IndexInput {
-            container: wasm::Container::Mp4,
-            index_range: wasm::ByteRange {
-                start: 0,
-                end: (1 << 20) - 1,
-            },
-            content_length: 1 << 21,
-            index_bytes: vec![byte; 1 << 20],
-            head_bytes: Some(vec![byte; 1 << 20]),
-        };
-        assert!(p.parse_index(&inp).unwrap().is_err());
-        let webm = wasm::IndexInput {
-            container: wasm::Container::Webm,
-            ..inp
-        };
-        assert!(p.parse_index(&webm).unwrap().is_err());
+        for mime in ["video/mp4", "video/webm"] {
+            let inp = wasm::IndexInput {
+                meta: wasm::StreamMeta {
+                    itag: 1,
+                    mime: mime.into(),
+                    content_length: Some(1 << 21),
+                    init_range: Some(wasm::ByteRange { start: 0, end: 99 }),
+                    index_range: Some(wasm::ByteRange {
+                        start: 0,
+                        end: (1 << 20) - 1,
+                    }),
+                    fetchable: true,
+                },
+                fetched: wasm::ByteRange {
+                    start: 0,
+                    end: (1 << 20) - 1,
+                },
+                bytes: vec![byte; 1 << 20],
+            };
+            assert!(p.parse_index(&inp).await.unwrap().is_err());
+        }
     }
     assert_eq!(p.stats().traps.load(Ordering::Relaxed), 0);
 }

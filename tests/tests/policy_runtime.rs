@@ -1,5 +1,7 @@
-//! The policy runtime under real wasmtime with real components: hot swap, rejected loads,
-//! deadline / memory / panic traps and recovery, concurrency during swaps, and the counters.
+//! The policy runtime under real wasmtime with real components: hot swap, rejected loads
+//! (other world versions, foreign imports, precompiled files of another engine), deadline /
+//! memory / panic traps and recovery, a slow policy not holding a worker thread, concurrency
+//! during swaps, and the counters.
 //!
 //! The misbehaving component is the guest built with `--features chaos` by `tests/build.rs`.
 #![allow(
@@ -9,11 +11,12 @@
     missing_docs
 )]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use videortc::policy::{DEFAULT_COMPONENT, Message, Policy, PolicyConfig, PolicyError, SegmentRef};
+use videortc_tests::worlds;
 
 /// The guest with the `chaos` feature, as a component.
 static CHAOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.component.wasm"));
@@ -24,6 +27,7 @@ const SPIN: &str = r#"{"event":"chaos-spin"}"#;
 const GROW: &str = r#"{"event":"chaos-grow"}"#;
 const PANIC: &str = r#"{"event":"chaos-panic"}"#;
 const PING: &str = r#"{"event":"ping"}"#;
+const PONG: &str = r#"{"event":"pong"}"#;
 
 /// A hang must fail the test, not stall it; generous for a dev-profile host on 2 cores.
 const HANG_BOUND: Duration = Duration::from_secs(5);
@@ -49,21 +53,17 @@ fn query(index: u32) -> (String, SegmentRef) {
     (text, seg)
 }
 
-/// One ordinary call of each kind answers correctly.
-fn assert_works(p: &Policy) {
-    assert_eq!(p.decode(PING).unwrap(), Message::Ping);
+/// Two ordinary calls answer correctly.
+async fn assert_works(p: &Policy) {
+    assert_eq!(p.decode(PING).await.unwrap(), Message::Ping(PONG.into()));
     let (text, seg) = query(7);
-    assert_eq!(p.decode(&text).unwrap(), Message::Query(seg.clone()));
-    assert_eq!(
-        p.encode_found(&seg).unwrap(),
-        r#"{"event":"found","data":{"id":"dQw4w9WgXcQ:251","index":7}}"#
-    );
+    assert_eq!(p.decode(&text).await.unwrap(), Message::Query(seg));
 }
 
 /// Calls `decode(text)` and expects a trap, returned well within [`HANG_BOUND`].
-fn assert_traps(p: &Policy, text: &str) -> String {
+async fn assert_traps(p: &Policy, text: &str) -> String {
     let t = Instant::now();
-    let r = p.decode(text);
+    let r = p.decode(text).await;
     let took = t.elapsed();
     assert!(took < HANG_BOUND, "{text} returned only after {took:?}");
     match r {
@@ -75,148 +75,284 @@ fn assert_traps(p: &Policy, text: &str) -> String {
     }
 }
 
-fn chaos_policy(config: PolicyConfig) -> Policy {
-    Policy::new(CHAOS, "chaos", config).unwrap()
+async fn chaos_policy(config: PolicyConfig) -> Policy {
+    Policy::new(CHAOS, "chaos", config).await.unwrap()
 }
 
-#[test]
-fn chaos_component_is_a_test_build() {
+async fn default_policy() -> Policy {
+    Policy::with_default(PolicyConfig::default()).await.unwrap()
+}
+
+#[tokio::test]
+async fn chaos_component_is_a_test_build() {
     assert_ne!(CHAOS, DEFAULT_COMPONENT);
     assert!(CHAOS.starts_with(b"\0asm"));
     assert!(!CHAOS_CORE.is_empty());
 }
 
-#[test]
-fn hot_swap_changes_describe_and_keeps_serving() {
-    let p = Policy::with_default(PolicyConfig::default()).unwrap();
+#[tokio::test]
+async fn hot_swap_changes_describe_and_keeps_serving() {
+    let p = default_policy().await;
     let original = p.describe();
     assert!(original.starts_with("videortc-guest "), "{original}");
     assert!(!original.contains("chaos"), "{original}");
     assert_eq!(p.source(), "embedded");
-    assert_works(&p);
+    assert_eq!(p.generation(), 1);
+    assert_works(&p).await;
 
-    let d = p.load(CHAOS, "chaos.wasm").unwrap();
-    assert_eq!(d, format!("{original} +chaos"));
-    assert_eq!(p.describe(), d);
+    let d = p.load(CHAOS.to_vec(), "chaos.wasm").await.unwrap();
+    assert_eq!(d.name, format!("{original} +chaos"));
+    assert_eq!(d.world, "0.2.0");
+    assert_eq!(p.describe(), d.name);
     assert_eq!(p.source(), "chaos.wasm");
-    assert_works(&p);
+    assert_eq!(p.generation(), 2);
+    assert_works(&p).await;
 
-    let back = p.load(DEFAULT_COMPONENT, "embedded").unwrap();
-    assert_eq!(back, original);
+    let back = p
+        .load(DEFAULT_COMPONENT.to_vec(), "embedded")
+        .await
+        .unwrap();
+    assert_eq!(back.name, original);
     assert_eq!(p.describe(), original);
     assert_eq!(p.source(), "embedded");
-    assert_works(&p);
+    assert_eq!(p.generation(), 3);
+    assert_works(&p).await;
 
     let [_, traps, invalid, reloads, rejected] = stats(&p);
     assert_eq!((traps, invalid, reloads, rejected), (0, 0, 2, 0));
 }
 
-#[test]
-fn rejected_loads_keep_the_running_policy() {
-    let p = chaos_policy(PolicyConfig::default());
+#[tokio::test]
+async fn rejected_loads_keep_the_running_policy() {
+    let p = chaos_policy(PolicyConfig::default()).await;
     let running = p.describe();
-    let truncated = &DEFAULT_COMPONENT[..DEFAULT_COMPONENT.len() / 2];
-    let empty_component: &[u8] = b"\0asm\x0d\x00\x01\x00";
-    let bad: [(&str, &[u8]); 5] = [
-        ("garbage", b"this is not wasm at all"),
-        ("nothing", b""),
-        ("empty component", empty_component),
-        ("core module", CHAOS_CORE),
-        ("truncated component", truncated),
+    let truncated = DEFAULT_COMPONENT[..DEFAULT_COMPONENT.len() / 2].to_vec();
+    let empty_component = b"\0asm\x0d\x00\x01\x00".to_vec();
+    // Only the running policy's own world is accepted, with one clear line for the others.
+    let old_world = worlds::dummy_component(&worlds::tiny_policy_wit("0.1.0"), "policy").unwrap();
+    let next_world = worlds::dummy_component(&worlds::tiny_policy_wit("0.3.0"), "policy").unwrap();
+    let foreign = worlds::dummy_component(
+        "package other:thing@1.0.0; interface about { describe: func() -> string; } \
+         world policy { export about; }",
+        "policy",
+    )
+    .unwrap();
+    let wasi = worlds::dummy_component(
+        &format!(
+            "{}\npackage wasi:cli@0.2.0 {{ interface environment {{ get-arguments: func() -> list<string>; }} }}",
+            worlds::policy_wit_at("0.2.0").replace(
+                "world policy {\n    import host;",
+                "world policy {\n    import host;\n    import wasi:cli/environment@0.2.0;"
+            )
+        ),
+        "policy",
+    )
+    .unwrap();
+    let bad: [(&str, Vec<u8>, &str); 9] = [
+        ("garbage", b"this is not wasm at all".to_vec(), ""),
+        ("nothing", Vec::new(), ""),
+        ("empty component", empty_component, ""),
+        ("core module", CHAOS_CORE.to_vec(), ""),
+        ("truncated component", truncated, ""),
+        (
+            "a 0.1 policy",
+            old_world,
+            "implements videortc:policy@0.1.0; this node runs videortc:policy@0.2.x",
+        ),
+        (
+            "a 0.3 policy",
+            next_world,
+            "implements videortc:policy@0.3.0; this node runs videortc:policy@0.2.x",
+        ),
+        ("not a policy", foreign, "not a videortc policy"),
+        (
+            "a policy with WASI",
+            wasi,
+            "imports wasi:cli/environment@0.2.0",
+        ),
     ];
-    for (k, (what, bytes)) in bad.iter().enumerate() {
-        match p.load(bytes, what) {
-            Err(PolicyError::Rejected(_)) => {}
+    for (k, (what, bytes, says)) in bad.into_iter().enumerate() {
+        match p.load(bytes, what).await {
+            Err(PolicyError::Rejected(msg)) => {
+                assert!(msg.contains(says), "{what}: {msg}");
+                assert!(!msg.contains('\n'), "{what}: {msg}");
+            }
             other => panic!("{what}: expected a rejection, got {other:?}"),
         }
         assert_eq!(p.describe(), running, "{what}");
         assert_eq!(p.source(), "chaos", "{what}");
         assert_eq!(p.stats().rejected.load(Ordering::Relaxed), k as u64 + 1);
-        assert_works(&p);
+        assert_works(&p).await;
     }
     let [_, traps, invalid, reloads, rejected] = stats(&p);
-    assert_eq!(
-        (traps, invalid, reloads, rejected),
-        (0, 0, 0, bad.len() as u64)
+    assert_eq!((traps, invalid, reloads, rejected), (0, 0, 0, 9));
+}
+
+/// A component of a later 0.2 minor (here: the same interfaces and one more) passes the
+/// version gate and links; this one is a dummy whose functions trap, so the self-check,
+/// not the version check, refuses it.
+#[tokio::test]
+async fn a_later_minor_passes_the_version_gate() {
+    let p = default_policy().await;
+    let wit = worlds::policy_wit_at("0.2.9").replace(
+        "world policy {",
+        "interface extra { hello: func() -> string; }\nworld policy {\n    export extra;",
+    );
+    let later = worlds::dummy_component(&wit, "policy").unwrap();
+    match p.load(later, "later").await {
+        Err(PolicyError::SelfCheck(msg)) => assert!(msg.contains("trapped"), "{msg}"),
+        other => panic!("expected a self-check failure, got {other:?}"),
+    }
+}
+
+/// `compile-policy` output loads (and skips compilation); one compiled by an engine of
+/// another configuration is refused with a clear message.
+#[tokio::test]
+async fn precompiled_components() {
+    let p = default_policy().await;
+    let cwasm = videortc::policy::precompile(CHAOS).unwrap();
+    let d = p.load(cwasm.clone(), "chaos.cwasm").await.unwrap();
+    assert!(d.name.ends_with("+chaos"));
+    assert_works(&p).await;
+    assert!(
+        videortc::policy::precompile(&cwasm).is_err(),
+        "precompiling twice"
+    );
+
+    let mut other = wasmtime::Config::new();
+    other.wasm_component_model(true);
+    let engine = wasmtime::Engine::new(&other).unwrap();
+    let foreign = engine.precompile_component(CHAOS).unwrap();
+    match p.load(foreign, "foreign.cwasm").await {
+        Err(PolicyError::Rejected(msg)) => {
+            assert!(
+                msg.contains("another wasmtime build or configuration"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert!(p.describe().ends_with("+chaos"));
+}
+
+/// A policy that runs to its deadline does not hold the thread: on a single-threaded
+/// runtime, other calls and tasks go on while it spins.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_call_does_not_hold_the_worker() {
+    let p = Arc::new(
+        chaos_policy(PolicyConfig {
+            call_timeout: Duration::from_secs(2),
+            instances: 2,
+            ..PolicyConfig::default()
+        })
+        .await,
+    );
+    let spinning = Arc::new(AtomicBool::new(true));
+    let spin = tokio::spawn({
+        let (p, spinning) = (p.clone(), spinning.clone());
+        async move {
+            let r = p.decode(SPIN).await;
+            spinning.store(false, Ordering::SeqCst);
+            r
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(spinning.load(Ordering::SeqCst), "the spin ended early");
+    // A timer and another call both complete while the spin is still running.
+    assert_eq!(p.decode(PING).await.unwrap(), Message::Ping(PONG.into()));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        spinning.load(Ordering::SeqCst),
+        "the spin ended before the ping"
+    );
+    let r = spin.await.unwrap();
+    assert!(
+        matches!(r, Err(PolicyError::Trap(ref m)) if m.contains("deadline")),
+        "{r:?}"
     );
 }
 
-#[test]
-fn spin_hits_the_deadline_and_the_next_call_works() {
+#[tokio::test]
+async fn spin_hits_the_deadline_and_the_next_call_works() {
     // One instance: the call after the trap must take the very slot the trap emptied.
     let p = chaos_policy(PolicyConfig {
         call_timeout: Duration::from_millis(200),
         instances: 1,
         ..PolicyConfig::default()
-    });
-    let msg = assert_traps(&p, SPIN);
-    assert!(msg.contains("interrupt"), "{msg}");
-    assert_works(&p);
+    })
+    .await;
+    let msg = assert_traps(&p, SPIN).await;
+    assert!(msg.contains("deadline"), "{msg}");
+    assert_works(&p).await;
     // And again: every trapped instance is replaced.
-    assert_traps(&p, SPIN);
-    assert_eq!(p.decode(PING).unwrap(), Message::Ping);
+    assert_traps(&p, SPIN).await;
+    assert_eq!(p.decode(PING).await.unwrap(), Message::Ping(PONG.into()));
     let [calls, traps, invalid, reloads, rejected] = stats(&p);
-    assert_eq!((calls, traps, invalid, reloads, rejected), (6, 2, 0, 0, 0));
+    assert_eq!((calls, traps, invalid, reloads, rejected), (5, 2, 0, 0, 0));
 }
 
-#[test]
-fn spin_with_a_pool_of_instances() {
+#[tokio::test]
+async fn spin_with_a_pool_of_instances() {
     let p = chaos_policy(PolicyConfig {
         call_timeout: Duration::from_millis(200),
         instances: 3,
         ..PolicyConfig::default()
-    });
+    })
+    .await;
     for _ in 0..4 {
-        assert_traps(&p, SPIN);
+        assert_traps(&p, SPIN).await;
         for _ in 0..3 {
-            assert_works(&p);
+            assert_works(&p).await;
         }
     }
     let [calls, traps, ..] = stats(&p);
-    assert_eq!((calls, traps), (4 * (1 + 3 * 3), 4));
+    assert_eq!((calls, traps), (4 * (1 + 3 * 2), 4));
 }
 
-#[test]
-fn grow_hits_the_memory_limit_and_the_node_continues() {
+#[tokio::test]
+async fn grow_hits_the_memory_limit_and_the_node_continues() {
     let p = chaos_policy(PolicyConfig {
         memory_limit: 32 << 20,
         instances: 1,
         ..PolicyConfig::default()
-    });
+    })
+    .await;
     // Stopped by the memory limit (an allocation failure aborts), not by the deadline.
-    let msg = assert_traps(&p, GROW);
-    assert!(!msg.contains("interrupt"), "{msg}");
-    assert_works(&p);
-    assert_traps(&p, GROW);
-    assert_works(&p);
+    let msg = assert_traps(&p, GROW).await;
+    assert!(!msg.contains("deadline"), "{msg}");
+    assert_works(&p).await;
+    assert_traps(&p, GROW).await;
+    assert_works(&p).await;
     let [calls, traps, invalid, reloads, rejected] = stats(&p);
-    assert_eq!((calls, traps, invalid, reloads, rejected), (8, 2, 0, 0, 0));
+    assert_eq!((calls, traps, invalid, reloads, rejected), (6, 2, 0, 0, 0));
 }
 
-#[test]
-fn panic_traps_and_the_node_continues() {
+#[tokio::test]
+async fn panic_traps_and_the_node_continues() {
     let p = chaos_policy(PolicyConfig {
         instances: 1,
         ..PolicyConfig::default()
-    });
-    assert_traps(&p, PANIC);
-    assert_works(&p);
+    })
+    .await;
+    assert_traps(&p, PANIC).await;
+    assert_works(&p).await;
     let [calls, traps, ..] = stats(&p);
-    assert_eq!((calls, traps), (4, 1));
+    assert_eq!((calls, traps), (3, 1));
 }
 
-#[test]
-fn the_default_policy_has_no_chaos() {
+#[tokio::test]
+async fn the_default_policy_has_no_chaos() {
     let p = Policy::with_default(PolicyConfig {
         call_timeout: Duration::from_millis(200),
         memory_limit: 32 << 20,
         ..PolicyConfig::default()
     })
+    .await
     .unwrap();
     for text in [SPIN, GROW, PANIC] {
         let t = Instant::now();
         assert!(
-            matches!(p.decode(text).unwrap(), Message::Invalid(_)),
+            matches!(p.decode(text).await.unwrap(), Message::Ignored(_)),
             "{text}"
         );
         assert!(t.elapsed() < HANG_BOUND);
@@ -224,69 +360,64 @@ fn the_default_policy_has_no_chaos() {
     assert_eq!(p.stats().traps.load(Ordering::Relaxed), 0);
 }
 
-/// 8 threads decode (at least 2,000 times each, and until the last swap is done) while
-/// another thread swaps the chaos and the default component 20 times: no call fails, every
-/// answer is right, and the counters add up.
-#[test]
-fn concurrent_calls_during_hot_swaps() {
-    const THREADS: u32 = 8;
+/// 8 tasks on a 2-thread runtime decode (at least 2,000 times each, and until the last swap
+/// is done) while another task swaps the chaos and the default component 20 times: no call
+/// fails, every answer is right, and the counters add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_during_hot_swaps() {
+    const TASKS: u32 = 8;
     const CALLS: u32 = 2000;
     const SWAPS: u64 = 20;
 
-    let p = Arc::new(Policy::with_default(PolicyConfig::default()).unwrap());
+    let p = Arc::new(default_policy().await);
     let original = p.describe();
-    let start = Arc::new(Barrier::new(THREADS as usize + 1));
     let swapping = Arc::new(AtomicBool::new(true));
 
-    let swapper = {
-        let p = p.clone();
-        let start = start.clone();
-        let swapping = swapping.clone();
-        std::thread::spawn(move || {
-            start.wait();
-            let describes: Vec<String> = (0..SWAPS)
-                .map(|k| {
-                    let (bytes, name) = if k % 2 == 0 {
-                        (CHAOS, "chaos")
-                    } else {
-                        (DEFAULT_COMPONENT, "embedded")
-                    };
-                    p.load(bytes, name).unwrap()
-                })
-                .collect();
+    let swapper = tokio::spawn({
+        let (p, swapping) = (p.clone(), swapping.clone());
+        async move {
+            let mut names = Vec::new();
+            for k in 0..SWAPS {
+                let (bytes, name) = if k % 2 == 0 {
+                    (CHAOS, "chaos")
+                } else {
+                    (DEFAULT_COMPONENT, "embedded")
+                };
+                names.push(p.load(bytes.to_vec(), name).await.unwrap().name);
+            }
             swapping.store(false, Ordering::SeqCst);
-            describes
-        })
-    };
+            names
+        }
+    });
 
     // Callers keep going until the swapper is done, so calls are in flight across every
     // compile and every swap; past their 2,000 they slow down to leave the CPU to it.
-    let callers: Vec<_> = (0..THREADS)
+    let callers: Vec<_> = (0..TASKS)
         .map(|t| {
-            let p = p.clone();
-            let start = start.clone();
-            let swapping = swapping.clone();
-            std::thread::spawn(move || {
-                start.wait();
+            let (p, swapping) = (p.clone(), swapping.clone());
+            tokio::spawn(async move {
                 let mut i = 0u32;
                 while i < CALLS || swapping.load(Ordering::SeqCst) {
                     let (text, seg) = query(t * 1_000_000 + i % 1_000_000);
-                    let got = p.decode(&text).unwrap();
-                    assert_eq!(got, Message::Query(seg), "thread {t} call {i}");
+                    let got = p.decode(&text).await.unwrap();
+                    assert_eq!(got, Message::Query(seg), "task {t} call {i}");
                     i += 1;
                     if i >= CALLS {
-                        std::thread::sleep(Duration::from_micros(200));
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                 }
                 u64::from(i)
             })
         })
         .collect();
-    let made: u64 = callers.into_iter().map(|c| c.join().unwrap()).sum();
-    let describes = swapper.join().unwrap();
-    eprintln!("{made} decodes by {THREADS} threads during {SWAPS} swaps");
+    let mut made = 0;
+    for c in callers {
+        made += c.await.unwrap();
+    }
+    let names = swapper.await.unwrap();
+    eprintln!("{made} decodes by {TASKS} tasks during {SWAPS} swaps");
 
-    for (k, d) in describes.iter().enumerate() {
+    for (k, d) in names.iter().enumerate() {
         let expect = if k % 2 == 0 {
             format!("{original} +chaos")
         } else {
@@ -296,33 +427,36 @@ fn concurrent_calls_during_hot_swaps() {
     }
     // An even number of swaps ends on the default.
     assert_eq!(p.describe(), original);
-    assert!(made >= u64::from(THREADS * CALLS));
+    assert!(made >= u64::from(TASKS * CALLS));
     let [calls, traps, invalid, reloads, rejected] = stats(&p);
     assert_eq!(calls, made);
     assert_eq!((traps, invalid, reloads, rejected), (0, 0, SWAPS, 0));
 }
 
-#[test]
-fn counters_follow_a_mixed_history() {
+#[tokio::test]
+async fn counters_follow_a_mixed_history() {
     let p = Policy::with_default(PolicyConfig {
         call_timeout: Duration::from_millis(200),
         memory_limit: 32 << 20,
         instances: 2,
     })
+    .await
     .unwrap();
     assert_eq!(stats(&p), [0; 5], "the self-check is not counted as calls");
 
     for i in 0..10 {
         let (text, seg) = query(i);
-        assert_eq!(p.decode(&text).unwrap(), Message::Query(seg));
+        assert_eq!(p.decode(&text).await.unwrap(), Message::Query(seg));
     }
-    assert!(p.load(b"junk", "junk").is_err());
-    p.load(CHAOS, "chaos").unwrap();
+    assert!(p.load(b"junk".to_vec(), "junk").await.is_err());
+    p.load(CHAOS.to_vec(), "chaos").await.unwrap();
     for text in [SPIN, GROW, PANIC] {
-        assert_traps(&p, text);
+        assert_traps(&p, text).await;
     }
-    assert!(p.load(CHAOS_CORE, "core").is_err());
-    p.load(DEFAULT_COMPONENT, "embedded").unwrap();
-    assert_works(&p); // 3 calls
-    assert_eq!(stats(&p), [10 + 3 + 3, 3, 0, 2, 2]);
+    assert!(p.load(CHAOS_CORE.to_vec(), "core").await.is_err());
+    p.load(DEFAULT_COMPONENT.to_vec(), "embedded")
+        .await
+        .unwrap();
+    assert_works(&p).await; // 2 calls
+    assert_eq!(stats(&p), [10 + 3 + 2, 3, 0, 2, 2]);
 }

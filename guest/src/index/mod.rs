@@ -4,7 +4,98 @@ mod cues;
 mod ebml;
 mod sidx;
 
-use crate::types::{ByteRange, Container};
+use crate::selection::servable_reason;
+use crate::types::{ByteRange, Container, StreamMeta};
+
+/// Largest fetch (index, or head plus index) the policy asks the host for.
+pub const MAX_INDEX_FETCH: u64 = 8 << 20;
+
+/// Why a stream cannot have a segment table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unindexable {
+    /// The stream lacks what segment serving needs.
+    NotServable(String),
+    /// A container this policy does not index.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for Unindexable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unindexable::NotServable(m) => write!(f, "not servable: {m}"),
+            Unindexable::Unsupported(m) => write!(f, "unsupported: {m}"),
+        }
+    }
+}
+
+/// Which bytes the host must fetch to build a stream's segment table: the index range, or
+/// for WebM the file from offset 0 through the index when that is small (the head holds the
+/// Segment's data start, so clusters are placed exactly instead of assumed to follow the Cues).
+pub fn source(meta: &StreamMeta) -> Result<ByteRange, Unindexable> {
+    servable_reason(meta).map_err(|m| Unindexable::NotServable(m.into()))?;
+    let (Some(init), Some(index)) = (meta.init_range, meta.index_range) else {
+        return Err(Unindexable::NotServable("no init or index range".into()));
+    };
+    let container = Container::from_mime(&meta.mime)
+        .ok_or_else(|| Unindexable::Unsupported(format!("container of {:?}", meta.mime)))?;
+    if index.len() > MAX_INDEX_FETCH {
+        return Err(Unindexable::NotServable(format!(
+            "index of {} bytes is larger than {MAX_INDEX_FETCH}",
+            index.len()
+        )));
+    }
+    match container {
+        Container::Webm if init.start == 0 && index.end < MAX_INDEX_FETCH => Ok(ByteRange {
+            start: 0,
+            end: index.end,
+        }),
+        _ => Ok(index),
+    }
+}
+
+/// Parses the bytes the host fetched for [`source`] into the stream's segment table.
+pub fn parse_fetched(
+    meta: &StreamMeta,
+    fetched: ByteRange,
+    bytes: &[u8],
+) -> Result<Vec<ByteRange>, IndexError> {
+    let container = Container::from_mime(&meta.mime)
+        .ok_or_else(|| IndexError::Unsupported(format!("container of {:?}", meta.mime)))?;
+    let (Some(index_range), Some(content_length)) = (meta.index_range, meta.content_length) else {
+        return Err(IndexError::Unsupported(
+            "stream has no index range or length".into(),
+        ));
+    };
+    if u64::try_from(bytes.len()).ok() != Some(fetched.len()) {
+        return Err(IndexError::Truncated(format!(
+            "fetched range holds {} bytes, got {}",
+            fetched.len(),
+            bytes.len()
+        )));
+    }
+    let (head_bytes, index_bytes) = if fetched == index_range {
+        (None, bytes)
+    } else if fetched.start == 0 && fetched.end == index_range.end {
+        let at = usize::try_from(index_range.start)
+            .map_err(|_| IndexError::OutOfBounds("index starts beyond memory".into()))?;
+        let (head, index) = bytes
+            .split_at_checked(at)
+            .ok_or_else(|| IndexError::Truncated("fetched bytes end before the index".into()))?;
+        (Some(head), index)
+    } else {
+        return Err(IndexError::Malformed(format!(
+            "fetched range {}-{} does not hold the index {}-{}",
+            fetched.start, fetched.end, index_range.start, index_range.end
+        )));
+    };
+    parse(&IndexInput {
+        container,
+        index_range,
+        content_length,
+        index_bytes,
+        head_bytes,
+    })
+}
 
 /// Everything needed to turn a stream's index into a segment table.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC §7): node status and metrics, peers, the videoproxy routes under
 //! `/video` (or, with `UPSTREAM`, a balancing reverse proxy for them) and static files.
 
+mod admin;
 mod files;
 mod status;
 pub mod upstream;
@@ -11,13 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, header};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 use crate::config::Config;
 use crate::media::MediaHub;
 use crate::policy::Policy;
+use crate::policy::reload::{MAX_POLICY_BYTES, Reloader};
 use upstream::Upstream;
 use video::VideoApi;
 
@@ -37,6 +40,8 @@ pub struct Shared {
     pub config: Config,
     /// The running policy.
     pub policy: Arc<Policy>,
+    /// Reloads the policy (`POST /admin/policy`).
+    pub reloader: Arc<Reloader>,
     /// Media caches and origin.
     pub hub: Arc<MediaHub>,
     /// The WebRTC side, when enabled.
@@ -54,7 +59,12 @@ pub struct Shared {
 impl Shared {
     /// Everything the handlers need, built from the configuration; no WebRTC side yet
     /// (`peers` is `None`).
-    pub fn new(config: Config, policy: Arc<Policy>, hub: Arc<MediaHub>) -> Result<Self, String> {
+    pub fn new(
+        config: Config,
+        reloader: Arc<Reloader>,
+        hub: Arc<MediaHub>,
+    ) -> Result<Self, String> {
+        let policy = reloader.policy().clone();
         let video = VideoApi::new(&config)?;
         let public_dir = config.public_dir.clone();
         let upstream = if config.upstreams.is_empty() {
@@ -65,6 +75,7 @@ impl Shared {
         Ok(Shared {
             config,
             policy,
+            reloader,
             hub,
             peers: None,
             started: Instant::now(),
@@ -95,7 +106,8 @@ fn cors() -> CorsLayer {
 /// Handler state.
 pub type AppState = Arc<Shared>;
 
-/// The node's router.
+/// The node's router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`:
+/// the admin route needs the peer's address.
 pub fn router(state: AppState) -> Router {
     let video = if state.upstream.is_some() {
         any(upstream::proxy)
@@ -106,6 +118,10 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(status::status))
         .route("/peers", get(status::peers))
         .route("/metrics", get(status::metrics))
+        .route(
+            "/admin/policy",
+            post(admin::policy).layer(DefaultBodyLimit::max(MAX_POLICY_BYTES)),
+        )
         .route("/video/{*path}", video.layer(cors()))
         .fallback(files::serve)
         .with_state(state)

@@ -52,7 +52,13 @@ pub(super) async fn status(State(s): State<AppState>) -> impl IntoResponse {
             "base_url": s.config.base_url.as_ref().map(|u| u.to_string()),
             "upstreams": s.config.upstreams.len(),
         },
-        "policy": {"describe": s.policy.describe(), "source": s.policy.source()},
+        "policy": {
+            "describe": s.policy.describe(),
+            "world": s.policy.description().world,
+            "features": s.policy.description().features,
+            "source": s.policy.source(),
+            "generation": s.policy.generation(),
+        },
         "cache": s.hub.summary(),
     }))
 }
@@ -131,6 +137,11 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             c(&m.table_misses),
         ),
         (
+            "videortc_table_failures_remembered_total",
+            "Segment-table lookups answered by a recently failed load.",
+            c(&m.table_failures_remembered),
+        ),
+        (
             "videortc_segment_cache_hits_total",
             "Segment byte lookups served from cache.",
             c(&m.segment_hits),
@@ -206,6 +217,16 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "videortc_policy_rejected_total",
             "Policy components rejected.",
             c(&p.rejected),
+        ),
+        (
+            "videortc_policy_log_lines_total",
+            "Policy log lines written.",
+            c(&s.policy.log().written),
+        ),
+        (
+            "videortc_policy_log_dropped_total",
+            "Policy log lines dropped (rate limit or repeat).",
+            c(&s.policy.log().dropped),
         ),
     ] {
         metric(&mut out, name, "counter", help, v);

@@ -1,8 +1,11 @@
-//! The media hub: VideoInfo, segment tables and segment bytes, cached and coalesced.
+//! The media hub: VideoInfo, segment tables and segment bytes, cached and coalesced, and the
+//! place where the policy's decisions about them are asked for and executed.
 //!
 //! Each cache rebuilds a missing entry with exactly one origin request while concurrent
 //! callers wait for it (moka's `try_get_with`). Errors are not cached for long: a failed
-//! info lookup is remembered for a few seconds to protect the origin, then retried.
+//! info or table lookup is remembered for a few seconds to protect the origin, then retried.
+//! Segment tables are the policy's output: a table built by a policy that has since been
+//! swapped out is rebuilt by the new one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,11 +18,8 @@ use serde::Serialize;
 use super::info::{StreamItem, VideoInfo};
 use super::origin::{Origin, OriginError};
 use crate::policy::{
-    ByteRange, Container, IndexInput, Policy, SegmentLookup, SegmentRef, TableState, Verdict,
+    ByteRange, IndexInput, Policy, Request, SegmentRef, SendPlan, TableArg, Verdict,
 };
-
-/// Largest index (plus head) the hub will fetch for one stream.
-const MAX_INDEX_BYTES: u64 = 8 << 20;
 
 /// Errors of the media layer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,9 +35,14 @@ pub enum MediaError {
         /// Itag.
         itag: u32,
     },
-    /// The stream cannot be served segment by segment.
-    #[error("stream {0} is not servable")]
-    NotServable(String),
+    /// The policy has no segment table for this stream.
+    #[error("stream {stream} has no segment table: {msg}")]
+    Unindexable {
+        /// `VID:ITAG`.
+        stream: String,
+        /// Why.
+        msg: String,
+    },
     /// The policy rejected the index.
     #[error("index of {stream}: {msg}")]
     Index {
@@ -46,9 +51,6 @@ pub enum MediaError {
         /// Why.
         msg: String,
     },
-    /// The segment does not exist.
-    #[error("segment {0} does not exist")]
-    NoSegment(String),
     /// The policy runtime failed.
     #[error("policy: {0}")]
     Policy(String),
@@ -65,8 +67,10 @@ pub struct HubConfig {
     pub segment_ttl: Duration,
     /// Byte budget of the segment cache.
     pub segment_bytes: u64,
-    /// How long a failed info lookup is remembered.
+    /// How long a failed info or table lookup is remembered.
     pub failure_ttl: Duration,
+    /// Byte budget of the segment-table cache (a table of n segments weighs about 16n bytes).
+    pub table_bytes: u64,
     /// How long "no such video" (origin 404 or 204) is remembered.
     pub unknown_ttl: Duration,
     /// Info requests to the origin at once; more wait. Bounds what peers asking for many
@@ -82,6 +86,7 @@ impl Default for HubConfig {
             segment_ttl: Duration::from_secs(120),
             segment_bytes: crate::config::DEFAULT_CACHE_BYTES,
             failure_ttl: Duration::from_secs(5),
+            table_bytes: 16 << 20,
             unknown_ttl: Duration::from_secs(60),
             max_info_fetches: 16,
         }
@@ -99,6 +104,8 @@ pub struct MediaStats {
     pub table_hits: AtomicU64,
     /// Segment-table lookups that loaded the index.
     pub table_misses: AtomicU64,
+    /// Segment-table lookups answered by a remembered failure.
+    pub table_failures_remembered: AtomicU64,
     /// Segment byte lookups served from cache.
     pub segment_hits: AtomicU64,
     /// Segment byte lookups that went to the origin (or joined a fetch in flight).
@@ -114,6 +121,24 @@ pub struct MediaStats {
 type TableKey = (String, u32);
 type SegmentKey = (String, u32, u64, u64);
 
+/// A segment table and the policy generation that built it.
+#[derive(Debug)]
+struct Table {
+    generation: u64,
+    ranges: Arc<Vec<ByteRange>>,
+}
+
+/// What the node does about a query or resolve, as the policy decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send this text to the peer (a query's `found`).
+    Reply(String),
+    /// Send these bytes of the stream, framed as planned.
+    Send(SendPlan),
+    /// Say nothing; the reason is for logs.
+    Silent(String),
+}
+
 /// VideoInfo, segment tables and bytes for the DataChannel protocol and the HTTP API.
 pub struct MediaHub {
     policy: Arc<Policy>,
@@ -122,7 +147,8 @@ pub struct MediaHub {
     failures: Cache<String, MediaError>,
     unknown: Cache<String, MediaError>,
     info_fetches: tokio::sync::Semaphore,
-    tables: Cache<TableKey, Arc<Vec<ByteRange>>>,
+    tables: Cache<TableKey, Arc<Table>>,
+    table_failures: Cache<(TableKey, u64), MediaError>,
     segments: Cache<SegmentKey, Bytes>,
     stats: MediaStats,
 }
@@ -165,6 +191,14 @@ fn weight(_: &SegmentKey, v: &Bytes) -> u32 {
     u32::try_from(v.len()).unwrap_or(u32::MAX)
 }
 
+fn table_weight(_: &TableKey, t: &Arc<Table>) -> u32 {
+    let bytes = t
+        .ranges
+        .len()
+        .saturating_mul(std::mem::size_of::<ByteRange>());
+    u32::try_from(bytes.saturating_add(128)).unwrap_or(u32::MAX)
+}
+
 impl MediaHub {
     /// A hub over `origin`, deciding through `policy`.
     pub fn new(policy: Arc<Policy>, origin: Origin, config: &HubConfig) -> Self {
@@ -185,8 +219,13 @@ impl MediaHub {
                 .build(),
             info_fetches: tokio::sync::Semaphore::new(config.max_info_fetches.max(1)),
             tables: Cache::builder()
-                .max_capacity(10_000)
+                .max_capacity(config.table_bytes)
+                .weigher(table_weight)
                 .time_to_live(config.table_ttl)
+                .build(),
+            table_failures: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(config.failure_ttl)
                 .build(),
             segments: Cache::builder()
                 .max_capacity(config.segment_bytes)
@@ -284,25 +323,47 @@ impl MediaHub {
             })
     }
 
-    /// The segment table of a stream, cached; one index fetch for concurrent misses.
+    /// The segment table of a stream, cached; one index fetch for concurrent misses. A
+    /// failure is remembered for `failure_ttl`, a table built by an older policy is rebuilt.
     pub async fn table(
         &self,
         vid: &str,
         itag: u32,
         stream: &StreamItem,
     ) -> Result<Arc<Vec<ByteRange>>, MediaError> {
+        let generation = self.policy.generation();
         let key = (vid.to_owned(), itag);
         if let Some(t) = self.tables.get(&key).await {
-            self.count(&self.stats.table_hits);
-            return Ok(t);
+            if t.generation == generation {
+                self.count(&self.stats.table_hits);
+                return Ok(t.ranges.clone());
+            }
+            self.tables.invalidate(&key).await;
+        }
+        let failure_key = (key.clone(), generation);
+        if let Some(e) = self.table_failures.get(&failure_key).await {
+            self.count(&self.stats.table_failures_remembered);
+            return Err(e);
         }
         self.count(&self.stats.table_misses);
-        self.tables
-            .try_get_with(key, self.load_table(vid, itag, stream))
-            .await
-            .map_err(|e| (*e).clone())
+        let loaded = self
+            .tables
+            .try_get_with(key, async {
+                let ranges = self.load_table(vid, itag, stream).await?;
+                Ok::<_, MediaError>(Arc::new(Table { generation, ranges }))
+            })
+            .await;
+        match loaded {
+            Ok(t) => Ok(t.ranges.clone()),
+            Err(e) => {
+                let e = (*e).clone();
+                self.table_failures.insert(failure_key, e.clone()).await;
+                Err(e)
+            }
+        }
     }
 
+    /// Asks the policy which bytes hold the index, fetches them and has the policy parse them.
     async fn load_table(
         &self,
         vid: &str,
@@ -311,49 +372,32 @@ impl MediaHub {
     ) -> Result<Arc<Vec<ByteRange>>, MediaError> {
         let stream_id = format!("{vid}:{itag}");
         let meta = stream.meta(itag, self.origin.can_fetch(stream));
-        let (Some(len), Some(index), Some(init)) =
-            (meta.content_length, meta.index_range, meta.init_range)
-        else {
-            return Err(MediaError::NotServable(stream_id));
-        };
-        let container = Policy::container_of(&stream.mime)
-            .ok_or_else(|| MediaError::NotServable(stream_id.clone()))?;
-        if index.len() > MAX_INDEX_BYTES || index.end >= len {
-            return Err(MediaError::NotServable(stream_id));
-        }
-        // WebM: the Segment data start lies in the head of the file; fetch it with the index
-        // in one request when they are adjacent, as in YouTube's files.
-        let (index_bytes, head_bytes) = match container {
-            Container::Webm if init.start == 0 && index.end < MAX_INDEX_BYTES => {
-                let all = self
-                    .fetch(
-                        vid,
-                        itag,
-                        stream,
-                        ByteRange {
-                            start: 0,
-                            end: index.end,
-                        },
-                    )
-                    .await?;
-                let at = usize::try_from(index.start).unwrap_or(usize::MAX);
-                let head = all.slice(..at.min(all.len()));
-                (all.slice(at.min(all.len())..).to_vec(), Some(head.to_vec()))
+        let fetched = match self
+            .policy
+            .index_source(&meta)
+            .await
+            .map_err(policy_error)?
+        {
+            Ok(range) => range,
+            Err(why) => {
+                return Err(MediaError::Unindexable {
+                    stream: stream_id,
+                    msg: format!("{why}"),
+                });
             }
-            _ => (self.fetch(vid, itag, stream, index).await?.to_vec(), None),
         };
+        let bytes = self.fetch(vid, itag, stream, fetched).await?;
         let input = IndexInput {
-            container,
-            index_range: index,
-            content_length: len,
-            index_bytes,
-            head_bytes,
+            meta,
+            fetched,
+            bytes: bytes.to_vec(),
         };
-        let parsed = self
+        match self
             .policy
             .parse_index(&input)
-            .map_err(|e| MediaError::Policy(e.to_string()))?;
-        match parsed {
+            .await
+            .map_err(policy_error)?
+        {
             Ok(table) => {
                 tracing::debug!(stream = %stream_id, segments = table.len(), "segment table loaded");
                 Ok(Arc::new(table))
@@ -397,66 +441,81 @@ impl MediaHub {
             .map_err(|e| (*e).clone())
     }
 
-    /// The found decision for `seg`: its byte range if the node can serve it, loading the
-    /// info and the segment table as the policy asks.
-    pub async fn find(&self, seg: &SegmentRef) -> Result<Option<ByteRange>, MediaError> {
+    /// The policy's decision on a query or resolve: the video's info and the stream's
+    /// segment table are loaded as the policy asks. With both cached this is one guest call.
+    /// Failures (origin, policy) end in silence, logged.
+    pub async fn decide(&self, request: &Request) -> Decision {
+        let seg = &request.segment;
         let stream = match self.stream(&seg.vid, seg.itag).await {
             Ok(s) => Some(s),
             Err(MediaError::NoStream { .. }) => None,
-            Err(e) => return Err(e),
+            Err(e) => return Decision::Silent(e.to_string()),
         };
         let meta = stream
             .as_ref()
             .map(|s| s.meta(seg.itag, self.origin.can_fetch(s)));
-        let mut table_state = TableState::NotLoaded;
-        let mut table = None;
+        let cached = match &stream {
+            Some(_) => self.cached_table(&seg.vid, seg.itag).await,
+            None => None,
+        };
+        let mut table: Option<Result<Arc<Vec<ByteRange>>, MediaError>> = cached;
         // At most two rounds: the policy may ask for the table once.
         for _ in 0..2 {
-            let verdict = self
-                .policy
-                .found(seg, meta.as_ref(), table_state)
-                .map_err(|e| MediaError::Policy(e.to_string()))?;
+            let arg = match &table {
+                None => TableArg::NotLoaded,
+                Some(Ok(t)) => TableArg::Loaded(t),
+                Some(Err(_)) => TableArg::Failed,
+            };
+            let verdict = match self.policy.decide(request, meta.as_ref(), arg).await {
+                Ok(v) => v,
+                Err(e) => return Decision::Silent(format!("policy: {e}")),
+            };
             match verdict {
-                Verdict::Serve => {
-                    let range = table
-                        .as_deref()
-                        .and_then(|t: &Vec<ByteRange>| t.get(seg.index as usize).copied());
-                    return Ok(range);
-                }
-                Verdict::Silent(why) => {
-                    tracing::debug!(segment = %seg.stream_id(), index = seg.index, ?why, "not serving");
-                    return Ok(None);
-                }
+                Verdict::Reply(text) => return Decision::Reply(text),
+                Verdict::Send(plan) => return Decision::Send(plan),
+                Verdict::Silent(why) => return Decision::Silent(why.to_string()),
                 Verdict::NeedIndex => {
                     let Some(s) = stream.as_ref() else {
-                        return Ok(None);
+                        return Decision::Silent(
+                            "the policy wants the index of an unknown stream".into(),
+                        );
                     };
-                    table_state = match self.table(&seg.vid, seg.itag, s).await {
-                        Ok(t) => {
-                            let state = TableState::Loaded(SegmentLookup {
-                                count: u32::try_from(t.len()).unwrap_or(u32::MAX),
-                                range: t.get(seg.index as usize).copied(),
-                            });
-                            table = Some(t);
-                            state
-                        }
-                        Err(e) => {
-                            tracing::warn!(segment = %seg.stream_id(), error = %e, "segment table unavailable");
-                            TableState::Failed
-                        }
-                    };
+                    let loaded = self.table(&seg.vid, seg.itag, s).await;
+                    if let Err(e) = &loaded {
+                        tracing::debug!(segment = %seg.stream_id(), error = %e, "segment table unavailable");
+                    }
+                    table = Some(loaded);
                 }
             }
         }
-        Ok(None)
+        Decision::Silent("no decision".into())
     }
 
-    /// The bytes of a segment the node serves.
-    pub async fn segment(&self, seg: &SegmentRef) -> Result<Bytes, MediaError> {
-        let range = self
-            .find(seg)
-            .await?
-            .ok_or_else(|| MediaError::NoSegment(format!("{}|{}", seg.stream_id(), seg.index)))?;
+    /// The stream's table or its remembered failure, if either is at hand: no fetch.
+    async fn cached_table(
+        &self,
+        vid: &str,
+        itag: u32,
+    ) -> Option<Result<Arc<Vec<ByteRange>>, MediaError>> {
+        let generation = self.policy.generation();
+        let key = (vid.to_owned(), itag);
+        if let Some(t) = self.tables.get(&key).await
+            && t.generation == generation
+        {
+            self.count(&self.stats.table_hits);
+            return Some(Ok(t.ranges.clone()));
+        }
+        let e = self.table_failures.get(&(key, generation)).await?;
+        self.count(&self.stats.table_failures_remembered);
+        Some(Err(e))
+    }
+
+    /// The bytes of `range` of a segment's stream, cached and coalesced.
+    pub async fn segment_bytes(
+        &self,
+        seg: &SegmentRef,
+        range: ByteRange,
+    ) -> Result<Bytes, MediaError> {
         let stream = self.stream(&seg.vid, seg.itag).await?;
         self.bytes(&seg.vid, seg.itag, &stream, range).await
     }
@@ -475,7 +534,7 @@ impl MediaHub {
             .collect();
         for (key, table) in self.tables.iter() {
             if let Some(v) = out.iter_mut().find(|v| v.id == key.0) {
-                v.tables.push((key.1, table.len()));
+                v.tables.push((key.1, table.ranges.len()));
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -492,4 +551,8 @@ impl MediaHub {
             segment_budget: self.segments.policy().max_capacity().unwrap_or(0),
         }
     }
+}
+
+fn policy_error(e: crate::policy::PolicyError) -> MediaError {
+    MediaError::Policy(e.to_string())
 }

@@ -7,7 +7,7 @@ mod hub;
 mod info;
 mod origin;
 
-pub use hub::{CacheSummary, CachedVideo, HubConfig, MediaError, MediaHub, MediaStats};
+pub use hub::{CacheSummary, CachedVideo, Decision, HubConfig, MediaError, MediaHub, MediaStats};
 pub use info::{Caption, RangeItem, StreamItem, VideoInfo};
 pub(crate) use origin::error_chain;
 pub use origin::{Origin, OriginError, http_client, stream_client};

@@ -5,4 +5,10 @@ wasmtime::component::bindgen!({
     world: "policy",
     path: "../wit",
     additional_derives: [PartialEq, Eq],
+    // Exports run async: a long guest call yields to tokio at every epoch tick instead of
+    // holding a worker thread (see `runtime.rs`). The imports are cheap and stay sync.
+    exports: { default: async },
+    with: {
+        "videortc:policy/host.segment-table": super::imports::LentTable,
+    },
 });

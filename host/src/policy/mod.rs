@@ -1,34 +1,38 @@
 //! The policy runtime: the WebAssembly component that makes every media decision.
 //!
-//! A [`Policy`] holds the current component behind an atomic pointer. Calls run on a small
-//! pool of reused instances (one `Store` each), bounded by an epoch deadline and a memory
-//! limit. [`Policy::load`] compiles, instantiates and self-checks a new component before it
-//! swaps it in; calls in flight finish on the old one, and a component that fails the
-//! checks never replaces the running one. Everything the guest returns is validated.
+//! A [`Policy`] holds the current component behind an atomic pointer. Calls are async and run
+//! on a small pool of reused instances (one `Store` each), bounded by an epoch deadline and a
+//! memory limit. [`Policy::load`] compiles (or deserialises), version-checks, instantiates and
+//! self-checks a new component before it swaps it in; calls in flight finish on the old one,
+//! and a component that fails never replaces the running one. Everything the guest returns
+//! is validated before the host acts on it. [`reload`] watches the operator's file.
 
 mod bindings;
+mod imports;
+mod load;
+pub mod reload;
 mod runtime;
 mod selfcheck;
 
-pub use runtime::{Policy, PolicyConfig, PolicyError, PolicyStats};
+pub use imports::{LentTable, PolicyLog};
+pub use load::{WORLD_MAJOR_MINOR, precompile};
+pub use runtime::{
+    MAX_INDEX_FETCH, MAX_MESSAGE, MAX_REPLY, MAX_SEGMENT, Policy, PolicyConfig, PolicyError,
+    PolicyStats, TableArg,
+};
 
+pub use bindings::exports::videortc::policy::about::Description;
 pub use bindings::exports::videortc::policy::decision::{
-    SegmentLookup, Silence, TableState, Verdict,
+    Request, RequestKind, SendPlan, Silence, TableMissing, Verdict,
 };
-pub use bindings::exports::videortc::policy::framing::{ChunkPlan, FrameError};
 pub use bindings::exports::videortc::policy::peer_protocol::Message;
-pub use bindings::exports::videortc::policy::segment_index::{IndexError, IndexInput};
+pub use bindings::exports::videortc::policy::segment_index::{IndexError, IndexInput, Unindexable};
 pub use bindings::exports::videortc::policy::selection::Purpose;
-pub use bindings::exports::videortc::policy::types::{
-    ByteRange, Container, SegmentRef, StreamMeta,
-};
+pub use bindings::videortc::policy::types::{ByteRange, LogLevel, SegmentRef, StreamMeta};
 
 /// The default policy, built from `guest/` by `build.rs`.
 pub static DEFAULT_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/policy.component.wasm"));
-
-/// Size of every chunk header on the wire.
-pub const HEADER_SIZE: usize = 30;
 
 impl SegmentRef {
     /// The wire stream id `VID:ITAG`.
@@ -50,6 +54,20 @@ impl ByteRange {
     /// True when the range holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl std::fmt::Display for Silence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Silence::UnknownStream => f.write_str("unknown stream"),
+            Silence::NotServable => f.write_str("not servable"),
+            Silence::IndexUnavailable => f.write_str("index unavailable"),
+            Silence::IndexOutOfRange => f.write_str("no such segment"),
+            Silence::HeaderTooLong => f.write_str("chunk header too long"),
+            Silence::Refused(why) => write!(f, "refused: {why}"),
+            Silence::Other(why) => f.write_str(why),
+        }
     }
 }
 

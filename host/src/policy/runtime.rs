@@ -1,24 +1,32 @@
-//! Engine, instance pool, deadlines, hot swap and the typed call surface.
+//! The running policy: instance pool, deadlines, hot swap and the typed call surface.
+//!
+//! Calls are async. A guest call runs on the calling tokio task and yields back to the
+//! executor at every epoch tick (5 ms), so a slow policy delays decisions but never holds a
+//! worker thread: sockets, signalling and segments already decided keep moving. A call that
+//! runs past its deadline traps. Instances are pooled: any call may run on any instance, and
+//! an instance that trapped (or whose call was abandoned) is thrown away and rebuilt.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 
 use super::bindings::{Policy as Bindings, PolicyPre};
+use super::imports::{LentTable, PolicyLog, State};
 use super::{
-    ByteRange, ChunkPlan, Container, FrameError, HEADER_SIZE, IndexError, IndexInput, Message,
-    Purpose, SegmentRef, StreamMeta, TableState, Verdict, selfcheck,
+    ByteRange, Description, IndexError, IndexInput, Message, Purpose, Request, RequestKind,
+    SendPlan, StreamMeta, TableMissing, Unindexable, Verdict, load, selfcheck,
 };
 
 /// Errors of the policy runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    /// The bytes are not a component, or not one for the `videortc:policy` world.
+    /// The bytes are not a component for this node's `videortc:policy` world.
     #[error("policy component rejected: {0}")]
     Rejected(String),
     /// The component failed its self-check.
@@ -39,16 +47,19 @@ pub struct PolicyConfig {
     pub call_timeout: Duration,
     /// Most linear memory one instance may grow to.
     pub memory_limit: usize,
-    /// Instances kept per component (calls beyond this wait for a free one).
+    /// Instances kept per component: calls beyond this wait (asynchronously) for a free one.
     pub instances: usize,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         PolicyConfig {
             call_timeout: Duration::from_millis(500),
             memory_limit: 64 << 20,
-            instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // Calls yield while they run, so more instances than cores keep short calls
+            // from queueing behind a long one.
+            instances: (2 * cores).max(2),
         }
     }
 }
@@ -68,10 +79,14 @@ pub struct PolicyStats {
     pub rejected: AtomicU64,
 }
 
-/// Per-instance store state: just the memory limiter.
-struct State {
-    limits: StoreLimits,
-}
+/// Largest reply text a decision may ask the host to send.
+pub const MAX_REPLY: usize = 16 << 10;
+/// Largest binary message (header plus payload) a send plan may make.
+pub const MAX_MESSAGE: usize = 64 << 10;
+/// Largest segment a send plan may name (a resource limit of the host).
+pub const MAX_SEGMENT: u64 = 256 << 20;
+/// Largest index fetch the host makes for a policy.
+pub const MAX_INDEX_FETCH: u64 = 16 << 20;
 
 /// One reusable instance.
 struct Slot {
@@ -82,33 +97,29 @@ struct Slot {
 /// A compiled, checked component and its instance pool.
 struct Loaded {
     pre: PolicyPre<State>,
-    describe: String,
+    description: Description,
+    ping: String,
     source: String,
-    first: Mutex<Option<Slot>>,
-    rest: Vec<Mutex<Option<Slot>>>,
+    generation: u64,
+    slots: Vec<Arc<Mutex<Option<Slot>>>>,
     next: AtomicUsize,
 }
 
 impl Loaded {
-    fn slots(&self) -> impl Iterator<Item = &Mutex<Option<Slot>>> + Clone {
-        std::iter::once(&self.first).chain(self.rest.iter())
-    }
-
-    /// Takes a free instance slot, starting at a rotating position; waits if all are busy.
-    fn lock_free_slot(&self) -> MutexGuard<'_, Option<Slot>> {
-        let n = 1 + self.rest.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        for m in self.slots().cycle().skip(start).take(n) {
-            if let Ok(g) = m.try_lock() {
-                return g;
+    /// A free instance slot, starting at a rotating position; waits if all are busy.
+    async fn lock_free_slot(&self) -> Option<OwnedMutexGuard<Option<Slot>>> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        for m in self.slots.iter().cycle().skip(start).take(n) {
+            if let Ok(g) = m.clone().try_lock_owned() {
+                return Some(g);
             }
         }
-        let m = self.slots().nth(start).unwrap_or(&self.first);
-        m.lock().unwrap_or_else(|e| e.into_inner())
+        Some(self.slots.get(start)?.clone().lock_owned().await)
     }
 }
 
-/// Ticks the engine's epoch so that guest calls can be interrupted.
+/// Ticks the engine's epoch so that guest calls yield and can be interrupted.
 struct Ticker {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
@@ -142,12 +153,16 @@ impl Drop for Ticker {
     }
 }
 
-/// The running policy: a hot-swappable component with a typed call surface.
+/// The running policy: a hot-swappable component with a typed, validated call surface.
 pub struct Policy {
     engine: Engine,
     config: PolicyConfig,
     current: ArcSwap<Loaded>,
     stats: PolicyStats,
+    log: Arc<PolicyLog>,
+    generations: AtomicU64,
+    /// One load at a time: a reload waits for the one in progress.
+    loading: Mutex<()>,
     _ticker: Ticker,
 }
 
@@ -159,70 +174,97 @@ impl std::fmt::Debug for Policy {
     }
 }
 
-fn rejected(e: impl std::fmt::Display) -> PolicyError {
-    PolicyError::Rejected(format!("{e:#}"))
+/// A borrowed instance for one call; put back by [`Lease::finish`], thrown away otherwise
+/// (a call whose future was dropped may have left the instance mid-call).
+struct Lease<'p> {
+    policy: &'p Policy,
+    guard: OwnedMutexGuard<Option<Slot>>,
+    slot: Option<Slot>,
+}
+
+impl Lease<'_> {
+    fn parts(&mut self) -> Result<(&Bindings, &mut Store<State>), PolicyError> {
+        let slot = self
+            .slot
+            .as_mut()
+            .ok_or_else(|| PolicyError::Trap("instance already returned".into()))?;
+        Ok((&slot.bindings, &mut slot.store))
+    }
+
+    /// Returns the instance to the pool on success; on a trap counts it and drops it.
+    fn finish<R>(mut self, result: wasmtime::Result<R>) -> Result<R, PolicyError> {
+        match result {
+            Ok(r) => {
+                if let Some(mut slot) = self.slot.take() {
+                    // Lent tables end with the call.
+                    slot.store.data_mut().table = ResourceTable::new();
+                    *self.guard = Some(slot);
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                self.slot = None;
+                self.policy.stats.traps.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("{e:#}");
+                tracing::warn!(error = %msg, "policy call trapped");
+                Err(PolicyError::Trap(msg))
+            }
+        }
+    }
 }
 
 impl Policy {
     /// Starts the runtime with the embedded default component.
-    pub fn with_default(config: PolicyConfig) -> Result<Self, PolicyError> {
-        Self::new(super::DEFAULT_COMPONENT, "embedded", config)
+    pub async fn with_default(config: PolicyConfig) -> Result<Self, PolicyError> {
+        Self::new(super::DEFAULT_COMPONENT, "embedded", config).await
     }
 
-    /// Starts the runtime with the given component bytes.
-    pub fn new(bytes: &[u8], source: &str, config: PolicyConfig) -> Result<Self, PolicyError> {
-        let mut wasm = Config::new();
-        wasm.epoch_interruption(true);
-        // Trap messages stay one line (the trap code) instead of a frame list per log line.
-        wasm.wasm_backtrace_max_frames(None);
-        wasm.wasm_component_model(true);
-        let engine = Engine::new(&wasm).map_err(rejected)?;
+    /// Starts the runtime with the given component bytes (a `.wasm` component or a `.cwasm`
+    /// made by `videortc compile-policy`).
+    pub async fn new(
+        bytes: &[u8],
+        source: &str,
+        config: PolicyConfig,
+    ) -> Result<Self, PolicyError> {
+        let engine = load::engine()?;
         let ticker = Ticker::start(engine.clone());
-        let loaded = Self::prepare(&engine, &config, bytes, source)?;
+        let log = Arc::new(PolicyLog::default());
+        let loaded = prepare(&engine, &config, &log, bytes.to_vec(), source, 1).await?;
         Ok(Policy {
             engine,
             config,
             current: ArcSwap::from_pointee(loaded),
             stats: PolicyStats::default(),
+            log,
+            generations: AtomicU64::new(1),
+            loading: Mutex::new(()),
             _ticker: ticker,
         })
     }
 
-    /// Compiles, links and self-checks a component.
-    fn prepare(
-        engine: &Engine,
-        config: &PolicyConfig,
-        bytes: &[u8],
-        source: &str,
-    ) -> Result<Loaded, PolicyError> {
-        let component = Component::new(engine, bytes).map_err(rejected)?;
-        // The guest has no imports: an empty linker. A component that imports anything,
-        // or lacks an export of the world, fails here.
-        let linker: Linker<State> = Linker::new(engine);
-        let pre = linker.instantiate_pre(&component).map_err(rejected)?;
-        let pre = PolicyPre::new(pre).map_err(rejected)?;
-        let mut slot = instantiate(engine, config, &pre)?;
-        let describe = selfcheck::run(&mut slot.store, &slot.bindings)?;
-        Ok(Loaded {
-            pre,
-            describe,
-            source: source.to_owned(),
-            first: Mutex::new(Some(slot)),
-            rest: (1..config.instances).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-        })
-    }
-
-    /// Replaces the running component with `bytes` after checking it. On error the running
-    /// component stays. Returns the new component's description.
-    pub fn load(&self, bytes: &[u8], source: &str) -> Result<String, PolicyError> {
-        match Self::prepare(&self.engine, &self.config, bytes, source) {
+    /// Replaces the running component with `bytes` after checking it (world version,
+    /// instantiation, self-check). On error the running component stays. Calls already in
+    /// progress finish on the old one; every call after the swap uses the new one.
+    pub async fn load(&self, bytes: Vec<u8>, source: &str) -> Result<Description, PolicyError> {
+        let _one_at_a_time = self.loading.lock().await;
+        let generation = self.generations.load(Ordering::Relaxed) + 1;
+        match prepare(
+            &self.engine,
+            &self.config,
+            &self.log,
+            bytes,
+            source,
+            generation,
+        )
+        .await
+        {
             Ok(loaded) => {
-                let describe = loaded.describe.clone();
+                let description = loaded.description.clone();
                 self.current.store(Arc::new(loaded));
+                self.generations.store(generation, Ordering::Relaxed);
                 self.stats.reloads.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%source, %describe, "policy loaded");
-                Ok(describe)
+                tracing::info!(%source, policy = %description.name, world = %description.world, "policy loaded");
+                Ok(description)
             }
             Err(e) => {
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -233,8 +275,13 @@ impl Policy {
     }
 
     /// The running component's self-description.
+    pub fn description(&self) -> Description {
+        self.current.load().description.clone()
+    }
+
+    /// The running component's name, for logs and `/status`.
     pub fn describe(&self) -> String {
-        self.current.load().describe.clone()
+        self.current.load().description.name.clone()
     }
 
     /// Where the running component came from (`embedded` or a path).
@@ -242,36 +289,40 @@ impl Policy {
         self.current.load().source.clone()
     }
 
+    /// Counts loads: changes whenever another component starts serving, so that caches of
+    /// the policy's outputs (segment tables) know they are stale.
+    pub fn generation(&self) -> u64 {
+        self.current.load().generation
+    }
+
     /// Call counters.
     pub fn stats(&self) -> &PolicyStats {
         &self.stats
     }
 
-    /// Runs `f` on a free instance of the current component.
-    fn call<R>(
-        &self,
-        f: impl FnOnce(&Bindings, &mut Store<State>) -> wasmtime::Result<R>,
-    ) -> Result<R, PolicyError> {
+    /// The policy's log counters.
+    pub fn log(&self) -> &PolicyLog {
+        &self.log
+    }
+
+    /// A free instance of the current component.
+    async fn lease(&self) -> Result<Lease<'_>, PolicyError> {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let loaded = self.current.load_full();
-        let mut guard = loaded.lock_free_slot();
+        let mut guard = loaded
+            .lock_free_slot()
+            .await
+            .ok_or_else(|| PolicyError::Trap("no instance slots".into()))?;
         let mut slot = match guard.take() {
             Some(slot) => slot,
-            None => instantiate(&self.engine, &self.config, &loaded.pre)?,
+            None => instantiate(&self.engine, &self.config, &self.log, &loaded.pre).await?,
         };
-        slot.store.set_epoch_deadline(deadline_ticks(&self.config));
-        match f(&slot.bindings, &mut slot.store) {
-            Ok(r) => {
-                *guard = Some(slot);
-                Ok(r)
-            }
-            Err(e) => {
-                // A trapped instance cannot be entered again: drop it, a fresh one replaces it.
-                self.stats.traps.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %format!("{e:#}"), "policy call trapped");
-                Err(PolicyError::Trap(format!("{e:#}")))
-            }
-        }
+        arm(&mut slot.store, &self.config);
+        Ok(Lease {
+            policy: self,
+            guard,
+            slot: Some(slot),
+        })
     }
 
     fn invalid(&self, what: String) -> PolicyError {
@@ -280,132 +331,127 @@ impl Policy {
         PolicyError::Invalid(what)
     }
 
+    /// The text that asks a peer for a sign of life (no guest call: read once at load).
+    pub fn ping_text(&self) -> String {
+        self.current.load().ping.clone()
+    }
+
     /// Decodes one DataChannel text message.
-    pub fn decode(&self, text: &str) -> Result<Message, PolicyError> {
-        self.call(|b, s| b.videortc_policy_peer_protocol().call_decode(s, text))
-    }
-
-    /// `{"event":"ping"}`.
-    pub fn encode_ping(&self) -> Result<String, PolicyError> {
-        self.call(|b, s| b.videortc_policy_peer_protocol().call_encode_ping(s))
-    }
-
-    /// `{"event":"pong"}`.
-    pub fn encode_pong(&self) -> Result<String, PolicyError> {
-        self.call(|b, s| b.videortc_policy_peer_protocol().call_encode_pong(s))
-    }
-
-    /// The `found` reply for a segment.
-    pub fn encode_found(&self, seg: &SegmentRef) -> Result<String, PolicyError> {
-        self.call(|b, s| b.videortc_policy_peer_protocol().call_encode_found(s, seg))
-    }
-
-    /// Decides a query or resolve.
-    pub fn found(
-        &self,
-        seg: &SegmentRef,
-        meta: Option<&StreamMeta>,
-        table: TableState,
-    ) -> Result<Verdict, PolicyError> {
-        self.call(|b, s| b.videortc_policy_decision().call_found(s, seg, meta, table))
-    }
-
-    /// Parses a stream index into its segment table. The outer error is the runtime's, the
-    /// inner one the policy's verdict on the bytes. The table is checked to be ascending,
-    /// non-overlapping and inside the stream.
-    pub fn parse_index(
-        &self,
-        input: &IndexInput,
-    ) -> Result<Result<Vec<ByteRange>, IndexError>, PolicyError> {
-        let result = self.call(|b, s| b.videortc_policy_segment_index().call_parse(s, input))?;
-        if let Ok(table) = &result {
-            check_table(table, input.content_length).map_err(|e| self.invalid(e))?;
+    pub async fn decode(&self, text: &str) -> Result<Message, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let r = b.videortc_policy_peer_protocol().call_decode(s, text).await;
+        let message = lease.finish(r)?;
+        match &message {
+            Message::Ping(pong) if pong.len() > MAX_REPLY => {
+                Err(self.invalid(format!("a pong of {} bytes", pong.len())))
+            }
+            _ => Ok(message),
         }
-        Ok(result)
     }
 
-    /// The chunk plan for a segment of `length` bytes.
-    pub fn plan(
+    /// Decides a query or resolve. A `send` plan is checked to be consistent and inside the
+    /// stream; a `send` for a query, or a table asked for again once given, is invalid.
+    pub async fn decide(
         &self,
-        seg: &SegmentRef,
-        length: u64,
-    ) -> Result<Result<ChunkPlan, FrameError>, PolicyError> {
-        let result = self.call(|b, s| b.videortc_policy_framing().call_plan(s, seg, length))?;
-        if let Ok(p) = &result {
-            let expect = length.div_ceil(u64::from(p.payload_size.max(1)));
-            if p.header_size as usize != HEADER_SIZE
-                || p.payload_size == 0
-                || expect != u64::from(p.count)
-            {
-                return Err(self.invalid(format!("chunk plan {p:?} for {length} bytes")));
+        request: &Request,
+        meta: Option<&StreamMeta>,
+        table: TableArg<'_>,
+    ) -> Result<Verdict, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let state = match table {
+            TableArg::NotLoaded => Err(TableMissing::NotLoaded),
+            TableArg::Failed => Err(TableMissing::Failed),
+            TableArg::Loaded(t) => match s.data_mut().table.push(LentTable(t.clone())) {
+                Ok(handle) => Ok(handle),
+                Err(e) => return Err(PolicyError::Trap(format!("lending a table: {e}"))),
+            },
+        };
+        let r = b
+            .videortc_policy_decision()
+            .call_decide(s, request, meta, state)
+            .await;
+        let verdict = lease.finish(r)?;
+        let given = !matches!(table, TableArg::NotLoaded);
+        check_verdict(&verdict, request.kind, meta, given).map_err(|e| self.invalid(e))?;
+        Ok(verdict)
+    }
+
+    /// Which bytes to fetch to build a stream's segment table, or why it has none. The range
+    /// is checked to lie inside the stream and to be at most [`MAX_INDEX_FETCH`] bytes.
+    pub async fn index_source(
+        &self,
+        meta: &StreamMeta,
+    ) -> Result<Result<ByteRange, Unindexable>, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let r = b
+            .videortc_policy_segment_index()
+            .call_index_source(s, meta)
+            .await;
+        let result = lease.finish(r)?;
+        if let Ok(range) = &result {
+            let inside = meta.content_length.is_some_and(|len| range.end < len);
+            if range.is_empty() || !inside || range.len() > MAX_INDEX_FETCH {
+                return Err(self.invalid(format!(
+                    "index source {}-{} for a stream of {:?} bytes",
+                    range.start, range.end, meta.content_length
+                )));
             }
         }
         Ok(result)
     }
 
-    /// The header of one chunk, exactly [`HEADER_SIZE`] bytes.
-    pub fn header(
+    /// Parses fetched index bytes into a segment table. The outer error is the runtime's,
+    /// the inner one the policy's verdict on the bytes. The table is checked to be
+    /// ascending, non-overlapping and inside the stream.
+    pub async fn parse_index(
         &self,
-        seg: &SegmentRef,
-        chunk: u32,
-        count: u32,
-    ) -> Result<Result<Vec<u8>, FrameError>, PolicyError> {
-        let result = self.call(|b, s| {
-            b.videortc_policy_framing()
-                .call_header(s, seg, chunk, count)
-        })?;
-        if let Ok(h) = &result
-            && h.len() != HEADER_SIZE
-        {
-            return Err(self.invalid(format!("header of {} bytes", h.len())));
+        input: &IndexInput,
+    ) -> Result<Result<Vec<ByteRange>, IndexError>, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let r = b
+            .videortc_policy_segment_index()
+            .call_parse_index(s, input)
+            .await;
+        let result = lease.finish(r)?;
+        if let Ok(table) = &result {
+            let len = input.meta.content_length.unwrap_or(0);
+            check_table(table, len).map_err(|e| self.invalid(e))?;
         }
         Ok(result)
-    }
-
-    /// Every header of a segment of `length` bytes, `count * HEADER_SIZE` bytes in all.
-    pub fn headers(
-        &self,
-        seg: &SegmentRef,
-        length: u64,
-    ) -> Result<Result<Vec<u8>, FrameError>, PolicyError> {
-        let result = self.call(|b, s| b.videortc_policy_framing().call_headers(s, seg, length))?;
-        if let Ok(h) = &result
-            && (h.is_empty() || h.len() % HEADER_SIZE != 0)
-        {
-            return Err(self.invalid(format!("{} header bytes", h.len())));
-        }
-        Ok(result)
-    }
-
-    /// The default itag preference list for a purpose.
-    pub fn default_preference(&self, purpose: Purpose) -> Result<Vec<u32>, PolicyError> {
-        self.call(|b, s| {
-            b.videortc_policy_selection()
-                .call_default_preference(s, purpose)
-        })
     }
 
     /// Parses a comma-separated itag list.
-    pub fn parse_preference(&self, text: &str) -> Result<Result<Vec<u32>, String>, PolicyError> {
-        self.call(|b, s| b.videortc_policy_selection().call_parse_preference(s, text))
-    }
-
-    /// Whether a stream can be served segment by segment.
-    pub fn servable(&self, meta: &StreamMeta) -> Result<bool, PolicyError> {
-        self.call(|b, s| b.videortc_policy_selection().call_servable(s, meta))
+    pub async fn parse_preference(
+        &self,
+        text: &str,
+    ) -> Result<Result<Vec<u32>, String>, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let r = b
+            .videortc_policy_selection()
+            .call_parse_preference(s, text)
+            .await;
+        lease.finish(r)
     }
 
     /// Picks a stream for a purpose; the returned itag is one of `streams`.
-    pub fn pick(
+    pub async fn pick(
         &self,
         purpose: Purpose,
         streams: &[StreamMeta],
         prefer: &[u32],
     ) -> Result<Option<u32>, PolicyError> {
-        let itag = self.call(|b, s| {
-            b.videortc_policy_selection()
-                .call_pick(s, purpose, streams, prefer)
-        })?;
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let r = b
+            .videortc_policy_selection()
+            .call_pick(s, purpose, streams, prefer)
+            .await;
+        let itag = lease.finish(r)?;
         if let Some(i) = itag
             && !streams.iter().any(|m| m.itag == i)
         {
@@ -414,17 +460,73 @@ impl Policy {
         Ok(itag)
     }
 
-    /// The container named by a VideoInfo `type` string.
-    pub fn container_of(mime: &str) -> Option<Container> {
-        let mime = mime.to_ascii_lowercase();
-        if mime.contains("webm") {
-            Some(Container::Webm)
-        } else if mime.contains("mp4") {
-            Some(Container::Mp4)
-        } else {
-            None
-        }
+    /// Whether `id` is a video id the node accepts.
+    pub async fn valid_video_id(&self, id: &str) -> Result<bool, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let r = b
+            .videortc_policy_selection()
+            .call_valid_video_id(s, id)
+            .await;
+        lease.finish(r)
     }
+
+    /// Parses an itag as written in a URL.
+    pub async fn parse_itag(&self, text: &str) -> Result<Option<u32>, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (b, s) = lease.parts()?;
+        let r = b.videortc_policy_selection().call_parse_itag(s, text).await;
+        lease.finish(r)
+    }
+}
+
+/// A segment table as the host passes it to [`Policy::decide`].
+#[derive(Debug, Clone, Copy)]
+pub enum TableArg<'a> {
+    /// Not loaded yet.
+    NotLoaded,
+    /// Loading failed recently.
+    Failed,
+    /// Loaded.
+    Loaded(&'a Arc<Vec<ByteRange>>),
+}
+
+/// Compiles, links, instantiates and self-checks a component.
+async fn prepare(
+    engine: &Engine,
+    config: &PolicyConfig,
+    log: &Arc<PolicyLog>,
+    bytes: Vec<u8>,
+    source: &str,
+    generation: u64,
+) -> Result<Loaded, PolicyError> {
+    // Compiling takes hundreds of milliseconds of CPU: not on an async worker.
+    let e = engine.clone();
+    let component = tokio::task::spawn_blocking(move || load::component(&e, &bytes))
+        .await
+        .map_err(|e| PolicyError::Rejected(format!("compile task: {e}")))??;
+    let mut linker: Linker<State> = Linker::new(engine);
+    let rejected = |e: wasmtime::Error| PolicyError::Rejected(load::one_line(&format!("{e:#}")));
+    Bindings::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
+        .map_err(rejected)?;
+    let pre = linker.instantiate_pre(&component).map_err(rejected)?;
+    let pre = PolicyPre::new(pre).map_err(rejected)?;
+    let mut slot = instantiate(engine, config, log, &pre).await?;
+    arm(&mut slot.store, config);
+    let (description, ping) = selfcheck::run(&mut slot.store, &slot.bindings).await?;
+    let instances = config.instances.max(1);
+    let mut slots = Vec::with_capacity(instances);
+    slots.push(Arc::new(Mutex::new(Some(slot))));
+    slots.extend((1..instances).map(|_| Arc::new(Mutex::new(None))));
+    Ok(Loaded {
+        pre,
+        description,
+        ping,
+        source: source.to_owned(),
+        generation,
+        slots,
+        next: AtomicUsize::new(0),
+    })
 }
 
 fn deadline_ticks(config: &PolicyConfig) -> u64 {
@@ -432,9 +534,16 @@ fn deadline_ticks(config: &PolicyConfig) -> u64 {
     u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
 }
 
-fn instantiate(
+/// Gives the next call its deadline: it yields at every tick and traps after the last.
+fn arm(store: &mut Store<State>, config: &PolicyConfig) {
+    store.data_mut().ticks_left = deadline_ticks(config);
+    store.set_epoch_deadline(1);
+}
+
+async fn instantiate(
     engine: &Engine,
     config: &PolicyConfig,
+    log: &Arc<PolicyLog>,
     pre: &PolicyPre<State>,
 ) -> Result<Slot, PolicyError> {
     let limits = StoreLimitsBuilder::new()
@@ -443,11 +552,26 @@ fn instantiate(
         .tables(8)
         .memories(2)
         .build();
-    let mut store = Store::new(engine, State { limits });
+    let state = State {
+        limits,
+        table: ResourceTable::new(),
+        log: log.clone(),
+        ticks_left: deadline_ticks(config),
+    };
+    let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(deadline_ticks(config));
+    store.epoch_deadline_callback(|mut cx| {
+        let s = cx.data_mut();
+        if s.ticks_left == 0 {
+            return Err(wasmtime::Error::msg("policy call ran past its deadline"));
+        }
+        s.ticks_left -= 1;
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store.set_epoch_deadline(1);
     let bindings = pre
-        .instantiate(&mut store)
+        .instantiate_async(&mut store)
+        .await
         .map_err(|e| PolicyError::Trap(format!("instantiate: {e:#}")))?;
     Ok(Slot { store, bindings })
 }
@@ -470,4 +594,78 @@ fn check_table(table: &[ByteRange], content_length: u64) -> Result<(), String> {
         next_free = r.end.saturating_add(1);
     }
     Ok(())
+}
+
+/// What the host will and will not execute of a verdict.
+fn check_verdict(
+    verdict: &Verdict,
+    kind: RequestKind,
+    meta: Option<&StreamMeta>,
+    table_given: bool,
+) -> Result<(), String> {
+    match verdict {
+        Verdict::Reply(text) if text.len() > MAX_REPLY => {
+            Err(format!("a reply of {} bytes", text.len()))
+        }
+        Verdict::Reply(_) | Verdict::Silent(_) => Ok(()),
+        Verdict::NeedIndex if table_given => Err("asked again for a table it was given".into()),
+        Verdict::NeedIndex => Ok(()),
+        Verdict::Send(_) if kind == RequestKind::Query => Err("a send plan for a query".into()),
+        Verdict::Send(plan) => check_plan(plan, meta.and_then(|m| m.content_length)),
+    }
+}
+
+/// A send plan must name bytes inside the stream and cut them into messages of at most
+/// [`MAX_MESSAGE`] bytes, with exactly one header per chunk.
+pub(super) fn check_plan(plan: &SendPlan, content_length: Option<u64>) -> Result<(), String> {
+    let r = plan.range;
+    if r.is_empty() || content_length.is_none_or(|len| r.end >= len) {
+        return Err(format!(
+            "range {}-{} outside a stream of {content_length:?} bytes",
+            r.start, r.end
+        ));
+    }
+    if r.len() > MAX_SEGMENT {
+        return Err(format!("a segment of {} bytes", r.len()));
+    }
+    let (payload, header) = (u64::from(plan.payload_size), u64::from(plan.header_size));
+    if payload == 0 || payload + header > MAX_MESSAGE as u64 {
+        return Err(format!(
+            "chunks of {payload} payload and {header} header bytes"
+        ));
+    }
+    let count = r.len().div_ceil(payload);
+    if plan.headers.len() as u64 != count * header {
+        return Err(format!(
+            "{} header bytes for {count} chunks of {header}",
+            plan.headers.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn plan(start: u64, end: u64, payload: u32, header: u32, headers: usize) -> SendPlan {
+        SendPlan {
+            range: ByteRange { start, end },
+            payload_size: payload,
+            header_size: header,
+            headers: vec![b' '; headers],
+        }
+    }
+
+    #[test]
+    fn send_plans_are_checked() {
+        assert!(check_plan(&plan(0, 99, 50, 30, 60), Some(100)).is_ok());
+        assert!(check_plan(&plan(0, 100, 50, 30, 90), Some(100)).is_err());
+        assert!(check_plan(&plan(0, 99, 50, 30, 60), None).is_err());
+        assert!(check_plan(&plan(0, 99, 50, 30, 30), Some(100)).is_err());
+        assert!(check_plan(&plan(0, 99, 0, 30, 0), Some(100)).is_err());
+        assert!(check_plan(&plan(0, 99, 65_536, 30, 30), Some(100)).is_err());
+        assert!(check_plan(&plan(10, 9, 50, 30, 0), Some(100)).is_err());
+    }
 }

@@ -1,9 +1,21 @@
-//! Known answers a component must give before it may serve.
+//! Known answers a component must give before it may serve: the wire protocol of SPEC §4
+//! (which browsers in the field depend on) and a segment table from a sample index.
+//!
+//! Only what the protocol fixes is checked exactly; choices a policy may make differently
+//! (chunk payload size, which segments it serves) are checked for consistency only.
+
+use std::sync::Arc;
 
 use wasmtime::Store;
+use wasmtime::component::ResourceTable;
 
 use super::bindings::Policy as Bindings;
-use super::{ByteRange, Container, FrameError, IndexInput, Message, PolicyError, SegmentRef};
+use super::imports::{LentTable, State};
+use super::runtime::check_plan;
+use super::{
+    ByteRange, Description, IndexInput, Message, PolicyError, Request, RequestKind, SegmentRef,
+    StreamMeta, Verdict,
+};
 
 fn fail(what: impl Into<String>) -> PolicyError {
     PolicyError::SelfCheck(what.into())
@@ -33,71 +45,86 @@ fn sample_sidx() -> Vec<u8> {
     b
 }
 
-/// Runs the checks on a fresh instance; returns the component's description.
-pub(super) fn run(store: &mut Store<impl Send>, b: &Bindings) -> Result<String, PolicyError> {
-    let describe = b.call_describe(&mut *store).map_err(trap)?;
-    if describe.is_empty() || describe.len() > 200 {
-        return Err(fail("describe() must be 1 to 200 bytes"));
+/// Runs the checks on a fresh instance; returns the component's description and its ping.
+pub(super) async fn run(
+    store: &mut Store<State>,
+    b: &Bindings,
+) -> Result<(Description, String), PolicyError> {
+    let description = b
+        .videortc_policy_about()
+        .call_describe(&mut *store)
+        .await
+        .map_err(trap)?;
+    if description.name.is_empty() || description.name.len() > 200 {
+        return Err(fail("describe().name must be 1 to 200 bytes"));
+    }
+    if description.world.len() > 40 || description.features.len() > 64 {
+        return Err(fail("describe() world or features too long"));
     }
 
     let proto = b.videortc_policy_peer_protocol();
     let seg = SegmentRef {
         vid: "dQw4w9WgXcQ".into(),
-        itag: 251,
-        index: 3,
+        itag: 140,
+        index: 1,
     };
-    if proto
-        .call_decode(&mut *store, r#"{"event":"ping"}"#)
-        .map_err(trap)?
-        != Message::Ping
-    {
-        return Err(fail("ping did not decode as ping"));
+    let ping = proto.call_encode_ping(&mut *store).await.map_err(trap)?;
+    if ping != r#"{"event":"ping"}"# {
+        return Err(fail(format!("ping is {ping:?}")));
     }
-    let query = r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:251","index":3}}"#;
-    if proto.call_decode(&mut *store, query).map_err(trap)? != Message::Query(seg.clone()) {
-        return Err(fail("a query did not decode"));
+    let decoded = proto
+        .call_decode(&mut *store, r#"{"event":"ping"}"#)
+        .await
+        .map_err(trap)?;
+    if decoded != Message::Ping(r#"{"event":"pong"}"#.into()) {
+        return Err(fail(format!("a ping decoded as {decoded:?}")));
+    }
+    let query = r#"{"event":"query","data":{"id":"dQw4w9WgXcQ:140","index":1}}"#;
+    let decoded = proto.call_decode(&mut *store, query).await.map_err(trap)?;
+    if decoded != Message::Query(seg.clone()) {
+        return Err(fail(format!("a query decoded as {decoded:?}")));
     }
     if !matches!(
-        proto.call_decode(&mut *store, "{").map_err(trap)?,
+        proto.call_decode(&mut *store, "{").await.map_err(trap)?,
         Message::Invalid(_)
     ) {
         return Err(fail("bad JSON was not invalid"));
     }
-    if proto.call_encode_pong(&mut *store).map_err(trap)? != r#"{"event":"pong"}"# {
-        return Err(fail("pong encoding"));
-    }
-    if proto.call_encode_ping(&mut *store).map_err(trap)? != r#"{"event":"ping"}"# {
-        return Err(fail("ping encoding"));
-    }
-    let found = r#"{"event":"found","data":{"id":"dQw4w9WgXcQ:251","index":3}}"#;
-    if proto.call_encode_found(&mut *store, &seg).map_err(trap)? != found {
-        return Err(fail("found encoding"));
-    }
 
-    let framing = b.videortc_policy_framing();
-    let header = framing
-        .call_header(&mut *store, &seg, 0, 12)
-        .map_err(trap)?;
-    if header.as_deref() != Ok(b"[\"dQw4w9WgXcQ:251|3\",0,12]    ".as_slice()) {
-        return Err(fail("chunk header bytes"));
-    }
-    if framing.call_plan(&mut *store, &seg, 0).map_err(trap)? != Err(FrameError::EmptySegment) {
-        return Err(fail("an empty segment was framed"));
-    }
-
-    let input = IndexInput {
-        container: Container::Mp4,
-        index_range: ByteRange {
+    // The sample stream: init 0-99, the sidx at 100-155, two segments after it.
+    let meta = StreamMeta {
+        itag: 140,
+        mime: r#"audio/mp4; codecs="mp4a.40.2""#.into(),
+        content_length: Some(1656),
+        init_range: Some(ByteRange { start: 0, end: 99 }),
+        index_range: Some(ByteRange {
             start: 100,
             end: 155,
-        },
-        content_length: 2000,
-        index_bytes: sample_sidx(),
-        head_bytes: None,
+        }),
+        fetchable: true,
     };
-    let table = b
-        .videortc_policy_segment_index()
-        .call_parse(&mut *store, &input)
+    let index = b.videortc_policy_segment_index();
+    let fetched = index
+        .call_index_source(&mut *store, &meta)
+        .await
+        .map_err(trap)?
+        .map_err(|e| fail(format!("the sample stream is unindexable: {e:?}")))?;
+    if fetched.start > 100 || fetched.end != 155 {
+        return Err(fail(format!(
+            "index source {}-{} for the index 100-155",
+            fetched.start, fetched.end
+        )));
+    }
+    let mut bytes = vec![0u8; usize::try_from(100 - fetched.start).unwrap_or(0)];
+    bytes.extend(sample_sidx());
+    let input = IndexInput {
+        meta: meta.clone(),
+        fetched,
+        bytes,
+    };
+    let table = index
+        .call_parse_index(&mut *store, &input)
+        .await
         .map_err(trap)?;
     let expect = vec![
         ByteRange {
@@ -109,8 +136,41 @@ pub(super) fn run(store: &mut Store<impl Send>, b: &Bindings) -> Result<String, 
             end: 1655,
         },
     ];
-    if table != Ok(expect) {
-        return Err(fail(format!("sidx sample parsed as {table:?}")));
+    if table.as_ref() != Ok(&expect) {
+        return Err(fail(format!("the sample sidx parsed as {table:?}")));
     }
-    Ok(describe)
+
+    let decide = |kind| Request {
+        kind,
+        segment: seg.clone(),
+        peer: "selfcheck".into(),
+        now_ms: 0,
+    };
+    let lent = Arc::new(expect);
+    let found = r#"{"event":"found","data":{"id":"dQw4w9WgXcQ:140","index":1}}"#;
+    for kind in [RequestKind::Query, RequestKind::Resolve] {
+        let handle = store
+            .data_mut()
+            .table
+            .push(LentTable(lent.clone()))
+            .map_err(|e| fail(format!("lending a table: {e}")))?;
+        let verdict = b
+            .videortc_policy_decision()
+            .call_decide(&mut *store, &decide(kind), Some(&meta), Ok(handle))
+            .await
+            .map_err(trap)?;
+        store.data_mut().table = ResourceTable::new();
+        match (kind, &verdict) {
+            (RequestKind::Query, Verdict::Reply(text)) if text == found => {}
+            (RequestKind::Resolve, Verdict::Send(plan)) => {
+                check_plan(plan, meta.content_length).map_err(fail)?;
+                let first = b"[\"dQw4w9WgXcQ:140|1\",0,";
+                if Some(&plan.range) != lent.get(1) || !plan.headers.starts_with(first) {
+                    return Err(fail(format!("segment 1 would be sent as {plan:?}")));
+                }
+            }
+            _ => return Err(fail(format!("a {kind:?} for segment 1 got {verdict:?}"))),
+        }
+    }
+    Ok((description, ping))
 }

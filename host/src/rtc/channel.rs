@@ -11,10 +11,13 @@ use webrtc::data::data_channel::DataChannel;
 use super::queue::{Cancel, Push, SendQueue, seg_name};
 use super::stats::{ChannelSnapshot, bump};
 use super::{Ctx, SegmentSource, sender};
-use crate::policy::{Message, SegmentRef};
+use crate::media::Decision;
+use crate::policy::{Message, Request, RequestKind, SegmentRef};
 
 /// A DataChannel being served.
 pub(crate) struct Channel {
+    /// The remote peer's id: the policy's opaque key of the asker.
+    peer: Arc<str>,
     pub(super) label: String,
     pub(super) dc: Arc<DataChannel>,
     queue: Mutex<SendQueue>,
@@ -40,6 +43,7 @@ impl Channel {
         dc: Arc<DataChannel>,
     ) -> Arc<Self> {
         let channel = Arc::new(Self {
+            peer: Arc::from(peer),
             label,
             dc,
             queue: Mutex::new(SendQueue::new(ctx.config.max_queue)),
@@ -49,9 +53,9 @@ impl Channel {
             lookups: Arc::new(Semaphore::new(ctx.config.max_lookups)),
             received: watch::Sender::new(0),
         });
-        channel
-            .dc
-            .set_buffered_amount_low_threshold(ctx.config.effective_low_water());
+        channel.dc.set_buffered_amount_low_threshold(
+            ctx.config.effective_low_water(super::DEFAULT_MESSAGE_SIZE),
+        );
         let low = channel.low.clone();
         // Runs under the SCTP association lock: only signal.
         channel.dc.on_buffered_amount_low(Box::new(move || {
@@ -128,16 +132,23 @@ impl Channel {
         }
     }
 
+    /// The policy's question about `seg` from this channel's peer.
+    pub(super) fn request<S>(&self, ctx: &Ctx<S>, kind: RequestKind, seg: SegmentRef) -> Request {
+        Request {
+            kind,
+            segment: seg,
+            peer: self.peer.to_string(),
+            now_ms: ctx.now_ms(),
+        }
+    }
+
     /// Acts on one decoded message. Never waits on the origin.
     async fn handle<S: SegmentSource>(self: &Arc<Self>, ctx: &Arc<Ctx<S>>, message: Message) {
         let stats = &ctx.stats;
         match message {
-            Message::Ping => match ctx.policy.encode_pong() {
-                Ok(pong) => {
-                    self.send_text(pong).await;
-                }
-                Err(err) => warn!(%err, "policy could not encode pong"),
-            },
+            Message::Ping(pong) => {
+                self.send_text(pong).await;
+            }
             Message::Pong => {}
             Message::Query(seg) => {
                 bump(&stats.queries);
@@ -165,6 +176,10 @@ impl Channel {
                 let n = self.lock_queue().quit_all();
                 debug!(jobs = n, "quit all");
             }
+            Message::Ignored(event) => {
+                bump(&stats.ignored_messages);
+                debug!(%event, "event ignored");
+            }
             Message::Invalid(reason) => {
                 bump(&stats.invalid_messages);
                 debug!(%reason, "invalid message ignored");
@@ -172,7 +187,7 @@ impl Channel {
         }
     }
 
-    /// Answers a query in its own task: `found` if the source can serve it, else nothing.
+    /// Answers a query in its own task: the policy's reply (`found`), or nothing.
     fn spawn_query<S: SegmentSource>(self: &Arc<Self>, ctx: &Arc<Ctx<S>>, seg: SegmentRef) {
         let Ok(permit) = self.lookups.clone().try_acquire_owned() else {
             bump(&ctx.stats.overload_dropped);
@@ -180,23 +195,22 @@ impl Channel {
             return;
         };
         let (channel, ctx) = (self.clone(), ctx.clone());
+        let name = seg_name(&seg);
+        let request = self.request(&ctx, RequestKind::Query, seg);
         let task = async move {
             let _permit = permit;
-            let found = tokio::select! {
-                found = ctx.source.lookup(&seg) => found,
+            let decision = tokio::select! {
+                d = ctx.source.decide(&request) => d,
                 () = channel.closed.cancelled() => return,
             };
-            if found.is_none() {
-                debug!(seg = %seg_name(&seg), "query: not found, silent");
-                return;
-            }
-            match ctx.policy.encode_found(&seg) {
-                Ok(text) => {
+            match decision {
+                Decision::Reply(text) => {
                     if channel.send_text(text).await {
                         bump(&ctx.stats.found_replies);
                     }
                 }
-                Err(err) => warn!(%err, "policy could not encode found"),
+                Decision::Silent(why) => debug!(seg = %name, %why, "query: silent"),
+                Decision::Send(_) => warn!(seg = %name, "query: a send plan, ignored"),
             }
         };
         tokio::spawn(task.in_current_span());
@@ -207,12 +221,7 @@ impl Channel {
 /// detected here: an `Ok(0)` is EOF only if no message was counted (an empty message is a
 /// message), and a read error ends the channel.
 async fn read_loop<S: SegmentSource>(channel: Arc<Channel>, ctx: Arc<Ctx<S>>) {
-    match ctx.policy.encode_ping() {
-        Ok(ping) => {
-            channel.send_text(ping).await;
-        }
-        Err(err) => warn!(%err, "policy could not encode ping"),
-    }
+    channel.send_text(ctx.policy.ping_text()).await;
     let mut buf = vec![0u8; ctx.config.read_buffer];
     loop {
         let before = channel.dc.messages_received();
@@ -237,7 +246,7 @@ async fn read_loop<S: SegmentSource>(channel: Arc<Channel>, ctx: Arc<Ctx<S>>) {
             Message::Invalid(format!("binary message of {n} bytes"))
         } else {
             match std::str::from_utf8(data) {
-                Ok(text) => match ctx.policy.decode(text) {
+                Ok(text) => match ctx.policy.decode(text).await {
                     Ok(message) => message,
                     Err(err) => Message::Invalid(format!("policy: {err}")),
                 },

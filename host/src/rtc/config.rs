@@ -4,12 +4,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::RtcError;
-use crate::policy::HEADER_SIZE;
 
-/// Largest payload of one binary chunk (SPEC §4).
-pub const MAX_PAYLOAD: usize = 51_200;
-/// Largest binary message the node sends: a header plus a full payload.
-pub const MAX_MESSAGE_SIZE: usize = HEADER_SIZE + MAX_PAYLOAD;
+/// The binary message size of the default policy (a 30-byte header and 51,200 payload bytes,
+/// SPEC §4), for which the default low-water mark is set. A policy's send plan may make other
+/// sizes, up to [`crate::policy::MAX_MESSAGE`]; the sender adapts the mark per segment.
+pub const DEFAULT_MESSAGE_SIZE: usize = 30 + 51_200;
 /// The ICE server used when none is configured.
 pub const DEFAULT_ICE_SERVER: &str = "stun:stun.l.google.com:19302";
 
@@ -49,7 +48,7 @@ pub struct RtcConfig {
     /// chunk is always allowed onto an empty buffer). Default 64 KiB (WEBRTC-NOTES.md).
     pub window: usize,
     /// Buffered amount at which a paused sender resumes. Clamped to
-    /// `window - MAX_MESSAGE_SIZE` (or 0), above which the edge-triggered event never fires.
+    /// `window - message size` (or 0), above which the edge-triggered event never fires.
     /// Default 12 KiB.
     pub low_water: usize,
     /// A peer not connected this long after it was created is dropped. Default 60 s.
@@ -119,10 +118,9 @@ impl RtcConfig {
         Ok(())
     }
 
-    /// The low-water mark actually used: at most `window - MAX_MESSAGE_SIZE`, so that a sender
-    /// waiting for room always sees the buffered amount cross it on the way down.
-    pub fn effective_low_water(&self) -> usize {
-        self.low_water
-            .min(self.window.saturating_sub(MAX_MESSAGE_SIZE))
+    /// The low-water mark for messages of `message` bytes: at most `window - message`, so
+    /// that a sender waiting for room always sees the buffered amount cross it on the way down.
+    pub fn effective_low_water(&self, message: usize) -> usize {
+        self.low_water.min(self.window.saturating_sub(message))
     }
 }

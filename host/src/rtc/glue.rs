@@ -5,22 +5,18 @@ use bytes::Bytes;
 
 use super::{PeerManager, SegmentSource};
 use crate::http::PeerView;
-use crate::media::MediaHub;
-use crate::policy::SegmentRef;
+use crate::media::{Decision, MediaHub};
+use crate::policy::{ByteRange, Request, SegmentRef};
 
 impl SegmentSource for MediaHub {
-    async fn lookup(&self, seg: &SegmentRef) -> Option<u64> {
-        match self.find(seg).await {
-            Ok(range) => range.map(|r| r.len()),
-            Err(e) => {
-                tracing::debug!(segment = %seg.stream_id(), index = seg.index, error = %e, "lookup failed");
-                None
-            }
-        }
+    async fn decide(&self, request: &Request) -> Decision {
+        MediaHub::decide(self, request).await
     }
 
-    async fn fetch(&self, seg: &SegmentRef) -> Result<Bytes, String> {
-        self.segment(seg).await.map_err(|e| e.to_string())
+    async fn fetch(&self, seg: &SegmentRef, range: ByteRange) -> Result<Bytes, String> {
+        self.segment_bytes(seg, range)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

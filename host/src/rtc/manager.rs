@@ -89,6 +89,7 @@ impl<S: SegmentSource> PeerManager<S> {
             stats: Arc::new(RtcStats::default()),
             signal,
             events,
+            epoch: std::time::Instant::now(),
         });
         Ok(Self {
             inner: Arc::new(Inner {

@@ -33,20 +33,24 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use config::{DEFAULT_ICE_SERVER, IceServer, MAX_MESSAGE_SIZE, MAX_PAYLOAD, RtcConfig};
+pub use config::{DEFAULT_ICE_SERVER, DEFAULT_MESSAGE_SIZE, IceServer, RtcConfig};
 pub use manager::PeerManager;
 pub use stats::{ChannelSnapshot, PeerSnapshot, RtcSnapshot, RtcStats, SignalState, StatsSnapshot};
 
-use crate::policy::{Policy, SegmentRef};
+use crate::media::Decision;
+use crate::policy::{ByteRange, Policy, Request, SegmentRef};
 use crate::signal::{SignalClient, SignalError};
 
 /// What the media layer offers the DataChannel protocol.
 pub trait SegmentSource: Send + Sync + 'static {
-    /// The found decision: `Some(length in bytes)` if the node can serve this segment now
-    /// (loads info and index as needed), `None` to stay silent.
-    fn lookup(&self, seg: &SegmentRef) -> impl Future<Output = Option<u64>> + Send;
-    /// The segment's bytes (cached and coalesced by the implementation). Exactly `length` bytes.
-    fn fetch(&self, seg: &SegmentRef) -> impl Future<Output = Result<bytes::Bytes, String>> + Send;
+    /// The policy's decision on a query or resolve (loading info and index as it asks).
+    fn decide(&self, request: &Request) -> impl Future<Output = Decision> + Send;
+    /// Bytes `range` of the segment's stream (cached and coalesced by the implementation).
+    fn fetch(
+        &self,
+        seg: &SegmentRef,
+        range: ByteRange,
+    ) -> impl Future<Output = Result<bytes::Bytes, String>> + Send;
 }
 
 /// Errors of the WebRTC side.
@@ -75,6 +79,15 @@ pub(crate) struct Ctx<S> {
     pub(crate) signal: SignalClient,
     /// Reports from peers to the manager's loop.
     pub(crate) events: mpsc::UnboundedSender<peer::PeerEvent>,
+    /// Zero of the monotonic clock decisions see (`now-ms`).
+    pub(crate) epoch: std::time::Instant,
+}
+
+impl<S> Ctx<S> {
+    /// Milliseconds since the manager started, for the policy's `now-ms`.
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Installs ring as the process-wide rustls crypto provider.

@@ -462,9 +462,7 @@ impl<S: SegmentSource> Peer<S> {
         let Some(channel) = channel else {
             return false;
         };
-        let Ok(ping) = self.ctx.policy.encode_ping() else {
-            return false;
-        };
+        let ping = self.ctx.policy.ping_text();
         let mut received = channel.received();
         received.borrow_and_update();
         if !channel.send_text(ping).await {

@@ -1,5 +1,10 @@
 //! The per-channel sender: one segment at a time, paced by the channel's buffered amount.
 //!
+//! When a job starts, the policy decides it (one guest call when info and table are cached):
+//! the byte range and every chunk header. The sender fetches exactly those bytes and sends
+//! the chunks as planned, so a policy swapped in meanwhile changes the next segment, never
+//! one half sent.
+//!
 //! `send()` on a webrtc-rs channel never blocks and queues without bound, so the sender keeps
 //! at most [`RtcConfig::window`](super::RtcConfig::window) bytes in flight: it sends a chunk
 //! while `buffered + chunk <= window` (or the buffer is empty) and otherwise waits for the
@@ -14,19 +19,21 @@ use bytes::BytesMut;
 use tracing::{Instrument, debug, warn};
 
 use super::channel::Channel;
-use super::config::MAX_PAYLOAD;
 use super::queue::{Job, seg_name};
 use super::stats::bump;
 use super::{Ctx, SegmentSource};
-use crate::policy::HEADER_SIZE;
+use crate::media::Decision;
+use crate::policy::RequestKind;
 
 /// How a job ended.
 #[derive(Debug)]
 enum Outcome {
     /// Every chunk was handed to the channel.
     Sent { chunks: usize },
-    /// `lookup` said no: stay silent.
-    Skipped,
+    /// The policy said no: stay silent.
+    Skipped(String),
+    /// The policy answered with a text instead of bytes (sent).
+    Replied,
     /// `quit` or `quit-all`.
     Cancelled,
     /// The channel closed, or a write failed (which closes it).
@@ -48,7 +55,8 @@ pub(crate) async fn run<S: SegmentSource>(channel: Arc<Channel>, ctx: Arc<Ctx<S>
                 bump(&stats.segments_sent);
                 debug!(seg = %name, chunks, "segment sent");
             }
-            Outcome::Skipped => debug!(seg = %name, "segment not available; skipped"),
+            Outcome::Skipped(why) => debug!(seg = %name, %why, "segment not served"),
+            Outcome::Replied => debug!(seg = %name, "resolve answered with a text"),
             Outcome::Cancelled => {
                 bump(&stats.segments_cancelled);
                 debug!(seg = %name, "segment cancelled");
@@ -112,48 +120,51 @@ async fn try_send<S: SegmentSource>(
     job: &Job,
 ) -> Result<usize, Outcome> {
     let seg = &job.seg;
-    let Some(expected) = unless_stopped(channel, job, ctx.source.lookup(seg)).await? else {
-        return Err(Outcome::Skipped);
+    let request = channel.request(ctx, RequestKind::Resolve, seg.clone());
+    let plan = match unless_stopped(channel, job, ctx.source.decide(&request)).await? {
+        Decision::Send(plan) => plan,
+        Decision::Silent(why) => return Err(Outcome::Skipped(why)),
+        Decision::Reply(text) => {
+            return if channel.send_text(text).await {
+                Err(Outcome::Replied)
+            } else {
+                Err(Outcome::Closed)
+            };
+        }
     };
-    let bytes = unless_stopped(channel, job, ctx.source.fetch(seg))
+    let bytes = unless_stopped(channel, job, ctx.source.fetch(seg, plan.range))
         .await?
         .map_err(|err| Outcome::Failed(format!("fetch: {err}")))?;
-    let length = bytes.len() as u64;
-    if length != expected {
-        warn!(seg = %seg_name(seg), expected, length, "segment length differs from lookup; sending what was fetched");
-    }
-    let plan = match ctx.policy.plan(seg, length) {
-        Ok(Ok(plan)) => plan,
-        Ok(Err(err)) => return Err(Outcome::Failed(format!("framing: {err:?}"))),
-        Err(err) => return Err(Outcome::Failed(err.to_string())),
-    };
-    let payload = usize::try_from(plan.payload_size).unwrap_or(usize::MAX);
-    if payload == 0 || payload > MAX_PAYLOAD {
-        return Err(Outcome::Failed(format!("payload size {payload}")));
-    }
-    let headers = match ctx.policy.headers(seg, length) {
-        Ok(Ok(headers)) => headers,
-        Ok(Err(err)) => return Err(Outcome::Failed(format!("framing: {err:?}"))),
-        Err(err) => return Err(Outcome::Failed(err.to_string())),
-    };
-    let count = headers.len() / HEADER_SIZE;
-    if u64::try_from(count).ok() != Some(u64::from(plan.count)) {
+    if bytes.len() as u64 != plan.range.len() {
         return Err(Outcome::Failed(format!(
-            "{count} headers for a plan of {} chunks",
-            plan.count
+            "fetched {} bytes for a range of {}",
+            bytes.len(),
+            plan.range.len()
         )));
     }
+    // The plan was checked by the policy runtime: one header per chunk, messages bounded.
+    let payload = usize::try_from(plan.payload_size)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let header = usize::try_from(plan.header_size).unwrap_or(usize::MAX);
+    let count = bytes.len().div_ceil(payload);
+    channel
+        .dc
+        .set_buffered_amount_low_threshold(ctx.config.effective_low_water(header + payload));
     let stats = &ctx.stats;
-    for (i, header) in headers.chunks_exact(HEADER_SIZE).enumerate() {
+    for i in 0..count {
         let start = i.saturating_mul(payload);
-        let end = start.saturating_add(payload).min(bytes.len());
-        let Some(body) = bytes.get(start..end) else {
-            return Err(Outcome::Failed(format!("chunk {i} outside the segment")));
+        let body = bytes.get(start..start.saturating_add(payload).min(bytes.len()));
+        let head = plan
+            .headers
+            .get(i.saturating_mul(header)..(i + 1).saturating_mul(header));
+        let (Some(body), Some(head)) = (body, head) else {
+            return Err(Outcome::Failed(format!("chunk {i} outside the plan")));
         };
-        let size = header.len() + body.len();
+        let size = head.len() + body.len();
         wait_for_room(channel, ctx, job, size).await?;
         let mut message = BytesMut::with_capacity(size);
-        message.extend_from_slice(header);
+        message.extend_from_slice(head);
         message.extend_from_slice(body);
         if let Err(err) = channel
             .dc

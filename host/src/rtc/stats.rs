@@ -32,6 +32,8 @@ pub struct RtcStats {
     pub quits: AtomicU64,
     /// Messages that were not valid protocol messages (logged and ignored).
     pub invalid_messages: AtomicU64,
+    /// Well-formed events the node does not act on (e.g. `chat`), ignored quietly.
+    pub ignored_messages: AtomicU64,
     /// Queries or resolves dropped because a per-channel limit was reached.
     pub overload_dropped: AtomicU64,
     /// Peer connections created.
@@ -56,6 +58,7 @@ pub struct StatsSnapshot {
     pub resolves: u64,
     pub quits: u64,
     pub invalid_messages: u64,
+    pub ignored_messages: u64,
     pub overload_dropped: u64,
     pub peers_created: u64,
     pub peers_dropped: u64,
@@ -83,6 +86,7 @@ impl RtcStats {
             resolves: get(&self.resolves),
             quits: get(&self.quits),
             invalid_messages: get(&self.invalid_messages),
+            ignored_messages: get(&self.ignored_messages),
             overload_dropped: get(&self.overload_dropped),
             peers_created: get(&self.peers_created),
             peers_dropped: get(&self.peers_dropped),
@@ -92,7 +96,7 @@ impl RtcStats {
     /// Appends the counters in the Prometheus text format (`videortc_rtc_*`).
     pub fn write_prometheus(&self, out: &mut String) {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 15] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             ("peers", "gauge", "Peer connections held.", s.peers),
             ("channels", "gauge", "Open DataChannels.", s.channels),
             (
@@ -149,6 +153,12 @@ impl RtcStats {
                 "counter",
                 "Invalid DataChannel messages.",
                 s.invalid_messages,
+            ),
+            (
+                "ignored_messages_total",
+                "counter",
+                "DataChannel events ignored (not part of the node's protocol).",
+                s.ignored_messages,
             ),
             (
                 "overload_dropped_total",

@@ -16,7 +16,8 @@ use tokio::time::{Instant, timeout};
 
 use super::test_peer::{Browser, Incoming};
 use super::*;
-use crate::policy::{HEADER_SIZE, PolicyConfig};
+use crate::media::Decision;
+use crate::policy::{PolicyConfig, StreamMeta, TableArg, Verdict};
 use crate::signal::{self, ClientConfig};
 
 const VID: &str = "testVid_0001";
@@ -25,11 +26,19 @@ const ITAG: u32 = 251;
 const SIZES: [usize; 4] = [1_000, 200_000, 2_000_000, 10_000_000];
 const SHORT: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(400);
+/// Chunk header and payload sizes of the default policy (SPEC §4).
+const HEADER_SIZE: usize = 30;
+const MAX_PAYLOAD: usize = 51_200;
+/// Where the fake stream's first segment starts (after its init and index ranges).
+const FIRST: u64 = 1_000;
 
-fn policy() -> Arc<Policy> {
-    static POLICY: OnceLock<Arc<Policy>> = OnceLock::new();
+async fn policy() -> Arc<Policy> {
+    static POLICY: tokio::sync::OnceCell<Arc<Policy>> = tokio::sync::OnceCell::const_new();
     POLICY
-        .get_or_init(|| Arc::new(Policy::with_default(PolicyConfig::default()).unwrap()))
+        .get_or_init(|| async {
+            Arc::new(Policy::with_default(PolicyConfig::default()).await.unwrap())
+        })
+        .await
         .clone()
 }
 
@@ -40,9 +49,11 @@ fn segment_bytes(index: usize, len: usize) -> Bytes {
         .into()
 }
 
-/// Serves `VID:251` segments 0..4 with deterministic bytes.
+/// Serves `VID:251` segments 0..4 with deterministic bytes: a stream whose init and index
+/// take bytes 0..1000 and whose segments follow, decided by the real default policy.
 struct FakeSource {
     segments: HashMap<u32, Bytes>,
+    table: Arc<Vec<ByteRange>>,
     fetches: AtomicUsize,
 }
 
@@ -56,29 +67,60 @@ impl FakeSource {
                     .enumerate()
                     .map(|(i, &len)| (i as u32, segment_bytes(i, len)))
                     .collect();
+                let mut start = FIRST;
+                let table = SIZES
+                    .iter()
+                    .map(|&len| {
+                        let r = ByteRange {
+                            start,
+                            end: start + len as u64 - 1,
+                        };
+                        start += len as u64;
+                        r
+                    })
+                    .collect();
                 Arc::new(FakeSource {
                     segments,
+                    table: Arc::new(table),
                     fetches: AtomicUsize::new(0),
                 })
             })
             .clone()
     }
 
-    fn get(&self, s: &SegmentRef) -> Option<&Bytes> {
-        (s.vid == VID && s.itag == ITAG)
-            .then(|| self.segments.get(&s.index))
-            .flatten()
+    fn meta(&self) -> StreamMeta {
+        StreamMeta {
+            itag: ITAG,
+            mime: "audio/webm; codecs=\"opus\"".into(),
+            content_length: self.table.last().map(|r| r.end + 1),
+            init_range: Some(ByteRange { start: 0, end: 499 }),
+            index_range: Some(ByteRange {
+                start: 500,
+                end: FIRST - 1,
+            }),
+            fetchable: true,
+        }
     }
 }
 
 impl SegmentSource for FakeSource {
-    async fn lookup(&self, s: &SegmentRef) -> Option<u64> {
-        self.get(s).map(|b| b.len() as u64)
+    async fn decide(&self, r: &Request) -> Decision {
+        let s = &r.segment;
+        let meta = (s.vid == VID && s.itag == ITAG).then(|| self.meta());
+        let table = TableArg::Loaded(&self.table);
+        match policy().await.decide(r, meta.as_ref(), table).await {
+            Ok(Verdict::Reply(text)) => Decision::Reply(text),
+            Ok(Verdict::Send(plan)) => Decision::Send(plan),
+            Ok(v) => Decision::Silent(format!("{v:?}")),
+            Err(e) => Decision::Silent(e.to_string()),
+        }
     }
 
-    async fn fetch(&self, s: &SegmentRef) -> Result<Bytes, String> {
+    async fn fetch(&self, s: &SegmentRef, range: ByteRange) -> Result<Bytes, String> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        self.get(s)
+        let k = self.table.iter().position(|r| *r == range);
+        k.and_then(|k| self.segments.get(&(k as u32)))
+            .filter(|_| s.vid == VID && s.itag == ITAG)
             .cloned()
             .ok_or_else(|| "no such segment".to_owned())
     }
@@ -143,7 +185,7 @@ impl Node {
         let id = node_id(1);
         let (signal, events) =
             signal::SignalClient::spawn(ClientConfig::new(&server.ws_addr, &id)).unwrap();
-        let manager = PeerManager::new(config, policy(), FakeSource::shared(), signal)
+        let manager = PeerManager::new(config, policy().await, FakeSource::shared(), signal)
             .await
             .unwrap();
         let run = tokio::spawn({
@@ -197,8 +239,9 @@ fn resolve(index: u32) -> String {
     format!(r#"{{"event":"resolve","data":{{"id":"{VID}:{ITAG}","index":{index}}}}}"#)
 }
 
-fn quit(index: u32) -> String {
-    format!(r#"{{"event":"quit","data":{{"id":"{VID}:{ITAG}","index":{index}}}}}"#)
+/// A quit as some browsers in the field send it: the index as a decimal string.
+fn quit_with_text_index(index: u32) -> String {
+    format!(r#"{{"event":"quit","data":{{"id":"{VID}:{ITAG}","index":"{index}"}}}}"#)
 }
 
 /// One received chunk.
@@ -395,7 +438,7 @@ async fn quit_stops_a_transfer_in_flight() {
     browser.send_text(&resolve(3)).await;
     let first = next_chunk(&mut browser, SHORT).await.unwrap();
     assert_eq!((first.index, first.i, first.n), (3, 0, n));
-    browser.send_text(&quit(3)).await;
+    browser.send_text(&quit_with_text_index(3)).await;
     let counts = drain_chunks(&mut browser).await;
     let got = 1 + counts.get(&3).copied().unwrap_or(0);
     assert!(got < n / 2, "{got} of {n} chunks arrived after quit");
@@ -443,19 +486,27 @@ async fn malformed_messages_do_not_kill_the_channel() {
         "not json".to_owned(),
         r#"{"event":"query","data":{"id":5,"index":"x"}}"#.to_owned(),
         r#"{"event":"resolve","data":{"id":"bad id!:1","index":-1}}"#.to_owned(),
-        r#"{"event":"dance"}"#.to_owned(),
         r#"{"data":1}"#.to_owned(),
         "a".repeat(60 * 1024),
         String::new(),
     ];
+    // Page-level events of other peers: ignored quietly, not invalid.
+    let ignored = [
+        r#"{"event":"dance"}"#,
+        r#"{"event":"chat","data":{"text":"hello"}}"#,
+    ];
     for text in &texts {
+        browser.send_text(text).await;
+    }
+    for text in ignored {
         browser.send_text(text).await;
     }
     browser.send_binary(Bytes::new()).await;
     browser.send_binary(Bytes::from(vec![7u8; 65_536])).await;
     ping_pong(&mut browser).await;
-    let invalid = node.manager.stats().snapshot().invalid_messages;
-    assert_eq!(invalid, texts.len() as u64 + 2);
+    let stats = node.manager.stats().snapshot();
+    assert_eq!(stats.invalid_messages, texts.len() as u64 + 2);
+    assert_eq!(stats.ignored_messages, ignored.len() as u64);
     // Still serving.
     browser.send_text(&resolve(0)).await;
     receive_segment(&mut browser, 0).await;

@@ -118,9 +118,7 @@ fn media_status(e: &MediaError) -> StatusCode {
             | OriginError::BadInfo(_)
             | OriginError::Length { .. } => StatusCode::BAD_GATEWAY,
         },
-        MediaError::NoStream { .. } | MediaError::NoSegment(_) | MediaError::NotServable(_) => {
-            StatusCode::NOT_FOUND
-        }
+        MediaError::NoStream { .. } | MediaError::Unindexable { .. } => StatusCode::NOT_FOUND,
         MediaError::Index { .. } => StatusCode::BAD_GATEWAY,
         MediaError::Policy(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

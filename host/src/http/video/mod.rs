@@ -1,8 +1,9 @@
 //! The videoproxy-compatible routes under `/video` (SPEC §7).
 //!
-//! Paths are parsed by [`path`], ids de-obfuscated by [`ids`] (`CODE_PASS`), and in BASE_URL
-//! mode checked against the origin's allow-list; then each route has its own module. Every
-//! choice about streams (which itag, what is servable) is the policy's.
+//! Paths are parsed by [`path`], ids de-obfuscated by [`ids`] (`CODE_PASS`), checked by the
+//! policy, and in BASE_URL mode against the origin's allow-list; then each route has its own
+//! module. Every choice about ids and streams (which are valid, which itag, what has a segment
+//! table) is the policy's.
 
 mod api;
 mod captions;
@@ -201,7 +202,7 @@ fn stream_metas(hub: &MediaHub, info: &VideoInfo) -> Vec<StreamMeta> {
     info.streams
         .iter()
         .filter_map(|(key, item)| {
-            let itag = ids::parse_itag(key)?;
+            let itag = key.parse().ok()?;
             Some(item.meta(itag, hub.origin().can_fetch(item)))
         })
         .collect()
@@ -261,6 +262,11 @@ async fn serve(
                 VideoError::Forbidden("bad request: the video id does not decode".into())
             })?,
     };
+    if !s.policy.valid_video_id(&vid).await? {
+        return Err(VideoError::BadRequest(
+            path::PathError::BadId(vid).to_string(),
+        ));
+    }
     s.video.check_allowed(&s.hub, &vid).await?;
     let ctx = Ctx {
         vid,
@@ -275,12 +281,22 @@ async fn serve(
             InfoFormat::Xml => captions::serve(s, &ctx).await,
             InfoFormat::Mpd => mpd::serve(s, &ctx).await,
         },
-        VideoPath::Stream { itag, .. } => stream::stream(s, &ctx, itag).await,
-        VideoPath::Part { itag, range, .. } => stream::part(s, &ctx, itag, range).await,
+        VideoPath::Stream { itag, .. } => stream::stream(s, &ctx, parse_itag(s, itag).await?).await,
+        VideoPath::Part { itag, range, .. } => {
+            stream::part(s, &ctx, parse_itag(s, itag).await?, range).await
+        }
         VideoPath::Image { format, .. } => image::serve(s, &ctx, format).await,
         VideoPath::Auto { .. } => stream::auto(s, &ctx).await,
         VideoPath::Api(_) => Err(VideoError::Internal("unreachable route".into())),
     }
+}
+
+/// An itag from a URL, as the policy reads it.
+async fn parse_itag(s: &super::Shared, text: &str) -> Result<u32, VideoError> {
+    s.policy
+        .parse_itag(text)
+        .await?
+        .ok_or_else(|| VideoError::BadRequest(path::PathError::BadItag(text.into()).to_string()))
 }
 
 /// Reads a whole (small) upstream body, refusing more than `max` bytes.

@@ -14,19 +14,26 @@ use crate::policy::Purpose;
 /// Serves the manifest.
 pub(super) async fn serve(s: &Shared, ctx: &Ctx<'_>) -> Result<Response, VideoError> {
     let info = s.hub.info(&ctx.vid).await?;
-    let preference = |name: &str| -> Result<Vec<u32>, VideoError> {
+    let preference = |name: &'static str| async move {
         match ctx.query.get(name) {
             Some(text) => s
                 .policy
-                .parse_preference(text)?
+                .parse_preference(text)
+                .await?
                 .map_err(|e| VideoError::BadRequest(format!("{name}: {e}"))),
             None => Ok(Vec::new()),
         }
     };
-    let (audio_prefer, video_prefer) = (preference("a")?, preference("v")?);
+    let (audio_prefer, video_prefer) = (preference("a").await?, preference("v").await?);
     let metas = stream_metas(&s.hub, &info);
-    let audio = s.policy.pick(Purpose::MpdAudio, &metas, &audio_prefer)?;
-    let video = s.policy.pick(Purpose::MpdVideo, &metas, &video_prefer)?;
+    let audio = s
+        .policy
+        .pick(Purpose::MpdAudio, &metas, &audio_prefer)
+        .await?;
+    let video = s
+        .policy
+        .pick(Purpose::MpdVideo, &metas, &video_prefer)
+        .await?;
     let (Some(audio), Some(video)) = (audio, video) else {
         return Err(VideoError::NotFound(format!(
             "video {} has no servable DASH {}",

@@ -40,14 +40,16 @@ pub(super) async fn auto(s: &Shared, ctx: &Ctx<'_>) -> Result<Response, VideoErr
     let prefer = match ctx.query.get("prefer") {
         Some(text) => s
             .policy
-            .parse_preference(text)?
+            .parse_preference(text)
+            .await?
             .map_err(|e| VideoError::BadRequest(format!("prefer: {e}")))?,
         None => Vec::new(),
     };
     let metas = stream_metas(&s.hub, &info);
     let itag = s
         .policy
-        .pick(Purpose::Progressive, &metas, &prefer)?
+        .pick(Purpose::Progressive, &metas, &prefer)
+        .await?
         .ok_or_else(|| VideoError::NotFound(format!("video {} has no playable stream", ctx.vid)))?;
     let item = info.streams.get(&itag.to_string()).ok_or_else(|| {
         VideoError::Internal(format!("the policy picked itag {itag}, not in the info"))
@@ -249,8 +251,9 @@ enum Source {
     Origin,
 }
 
-/// Picks the source of `r`. With `ranged`, a servable stream's segment table is loaded
-/// (cached) so that segment requests share the cache with the DataChannel side.
+/// Picks the source of `r`. With `ranged`, the stream's segment table is loaded (cached; a
+/// stream the policy does not index has none) so that segment requests share the cache with
+/// the DataChannel side.
 async fn source(
     s: &Shared,
     vid: &str,
@@ -265,7 +268,7 @@ async fn source(
         .into_iter()
         .flatten()
         .collect();
-    if ranged && s.policy.servable(&meta).unwrap_or(false) {
+    if ranged {
         let table = match s.hub.table(vid, itag, item).await {
             Ok(t) => Some(t),
             Err(e) => {
