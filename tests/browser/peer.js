@@ -270,7 +270,12 @@
       if (t.n !== n) t.problems.push(`chunk ${i}: n=${n}, was ${t.n}`);
       if (t.firstAt === null) t.firstAt = now();
       if (t.chunks[i]) { t.dups++; return; }
-      if (i < n - 1 && size !== PAYLOAD) t.problems.push(`chunk ${i}/${n} has ${size} bytes`);
+      // Every chunk but the last carries the same payload size (51,200 with the default
+      // policy; a policy may choose another, so the first full chunk sets it).
+      if (i < n - 1) {
+        if (t.payload === null) t.payload = size;
+        else if (size !== t.payload) t.problems.push(`chunk ${i}/${n} has ${size} bytes, others ${t.payload}`);
+      }
       t.chunks[i] = new Uint8Array(buf, HEADER);
       t.got++;
       t.bytes += size;
@@ -325,7 +330,7 @@
       const l = this.link_open(remote);
       const t = {
         id, index, quitAfter: quitAfter || 0, quitAll: !!quitAll,
-        n: -1, got: 0, bytes: 0, dups: 0, chunks: [], problems: [], sentAt: now(), firstAt: null, doneAt: null,
+        n: -1, got: 0, bytes: 0, dups: 0, chunks: [], problems: [], payload: null, sentAt: now(), firstAt: null, doneAt: null,
       };
       t.done = new Promise((r) => { t.finished = r; });
       this.transfers.set(`${remote}|${id}|${index}`, t);
@@ -362,7 +367,7 @@
       const digest = hex(await crypto.subtle.digest('SHA-256', all));
       t.chunks = []; // keep the transfer (for stray accounting), drop its bytes
       return {
-        len: t.bytes, sha256: digest, chunks: t.n, dups: t.dups, problems: t.problems,
+        len: t.bytes, sha256: digest, chunks: t.n, dups: t.dups, problems: t.problems, payload: t.payload,
         first_ms: round(t.firstAt - t.sentAt), total_ms: round(t.doneAt - t.sentAt),
       };
     }

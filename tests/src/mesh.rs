@@ -172,8 +172,10 @@ pub struct Resolved {
     pub chunks: u64,
     /// Chunks received twice.
     pub dups: u64,
-    /// Protocol problems seen (inconsistent `n`, short chunks before the last).
+    /// Protocol problems seen (inconsistent `n`, chunks before the last of different sizes).
     pub problems: Vec<String>,
+    /// Payload bytes of every chunk but the last (`None` for a one-chunk segment).
+    pub payload: Option<u64>,
     /// Milliseconds from sending `resolve` to the first chunk.
     pub first_ms: f64,
     /// Milliseconds from sending `resolve` to the last chunk.
@@ -198,6 +200,7 @@ impl Resolved {
                 .flatten()
                 .map(|p| p.as_str().unwrap_or_default().to_owned())
                 .collect(),
+            payload: at(v, "/payload").as_u64(),
             first_ms: num("first_ms")?,
             total_ms: num("total_ms")?,
         })
@@ -423,6 +426,11 @@ impl Mesh {
         env.extend_from_slice(extra);
         self.node = Some(Node::start(&[], &env).await?);
         Ok(())
+    }
+
+    /// The node's HTTP base URL.
+    pub fn node_url(&self) -> Option<String> {
+        self.node.as_ref().map(Node::url)
     }
 
     /// The node's process id.

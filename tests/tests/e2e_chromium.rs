@@ -93,6 +93,9 @@ fn assert_exact(got: &Resolved, origin: &TestOrigin, itag: u32, index: usize, wh
     );
     assert_eq!(got.dups, 0, "{what}: duplicate chunks");
     assert!(got.problems.is_empty(), "{what}: {:?}", got.problems);
+    if got.chunks > 1 {
+        assert_eq!(got.payload, Some(51_200), "{what}: payload size");
+    }
 }
 
 async fn resolve_exact(peer: &WebPeer, origin: &TestOrigin, itag: u32, index: usize) -> Resolved {
@@ -596,6 +599,83 @@ async fn signalling_server_restart() {
         resolve_exact(&old, &m.origin, 251, 0).await;
         assert_clean_link(&old).await;
         assert_clean_link(&new).await;
+    })
+    .await;
+}
+
+/// The chaos build of the guest: the same protocol, chunks of 16,000 payload bytes.
+static CHAOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.component.wasm"));
+
+/// An operator swaps the policy while a segment is being sent: that segment finishes as the
+/// old policy planned it, later ones follow the new policy, nothing is lost or sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_swap_while_sending() {
+    serial(Duration::from_secs(150), async {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("swap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("policy.wasm");
+        std::fs::write(&file, videortc::policy::DEFAULT_COMPONENT).unwrap();
+        let mut m = mesh(true).await;
+        let path = file.display().to_string();
+        m.start_node(&[("POLICY", path.as_str())]).await.unwrap();
+        m.signal.wait_joined(&m.node_id, JOIN).await.unwrap();
+        let peer = m.connected_peer().await.unwrap();
+        let big = sid(BIG_ITAG);
+        let len = |i: usize| segment(&m.origin, BIG_ITAG, i).len() as u64;
+        let framed = |got: &Resolved, i: usize, payload: u64| {
+            let want = segment(&m.origin, BIG_ITAG, i);
+            assert_eq!(got.sha256, sha256_hex(want), "segment {i}: bytes differ");
+            assert_eq!(
+                (got.dups, got.problems.len()),
+                (0, 0),
+                "segment {i}: {got:?}"
+            );
+            got.payload == Some(payload) && got.chunks == len(i).div_ceil(payload)
+        };
+
+        peer.start_resolves(&[(&big, 0, 0, false), (&big, 1, 0, false)])
+            .await
+            .unwrap();
+        // Segment 0 is on the wire: it was planned by the default policy.
+        let deadline = tokio::time::Instant::now() + JOIN;
+        while at(&peer.progress(&big, 0).await.unwrap(), "/chunks").as_u64() < Some(1) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "segment 0 never started"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let url = format!("{}/admin/policy", m.node_url().unwrap());
+        let resp = reqwest::Client::new()
+            .post(url)
+            .body(CHAOS)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+
+        let first = peer.finish(&big, 0).await.unwrap();
+        assert!(
+            framed(&first, 0, 51_200),
+            "segment 0 was re-planned: {first:?}"
+        );
+        // Queued before the swap, decided when its turn came: either framing, never a mix.
+        let second = peer.finish(&big, 1).await.unwrap();
+        assert!(
+            framed(&second, 1, 51_200) || framed(&second, 1, 16_000),
+            "{second:?}"
+        );
+        // Asked for after the swap: the new policy's chunks.
+        for i in [0, 1] {
+            let again = peer.resolve(&big, i as u32).await.unwrap();
+            assert!(
+                framed(&again, i, 16_000),
+                "segment {i} after the swap: {again:?}"
+            );
+        }
+        let stats = assert_clean_link(&peer).await;
+        assert_eq!(at(&stats, "/link/stray").as_u64(), Some(0), "{stats}");
     })
     .await;
 }
