@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, OwnedMutexGuard};
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 
 use super::bindings::{Policy as Bindings, PolicyPre};
@@ -363,8 +363,10 @@ impl Policy {
         let state = match table {
             TableArg::NotLoaded => Err(TableMissing::NotLoaded),
             TableArg::Failed => Err(TableMissing::Failed),
+            // Lent as a borrow for this call only: an owned handle would be entered in the
+            // store's handle table and stay there (the store caps those).
             TableArg::Loaded(t) => match s.data_mut().table.push(LentTable(t.clone())) {
-                Ok(handle) => Ok(handle),
+                Ok(handle) => Ok(Resource::new_borrow(handle.rep())),
                 Err(e) => return Err(PolicyError::Trap(format!("lending a table: {e}"))),
             },
         };

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 
 use super::bindings::Policy as Bindings;
 use super::imports::{LentTable, State};
@@ -156,7 +156,12 @@ pub(super) async fn run(
             .map_err(|e| fail(format!("lending a table: {e}")))?;
         let verdict = b
             .videortc_policy_decision()
-            .call_decide(&mut *store, &decide(kind), Some(&meta), Ok(handle))
+            .call_decide(
+                &mut *store,
+                &decide(kind),
+                Some(&meta),
+                Ok(Resource::new_borrow(handle.rep())),
+            )
             .await
             .map_err(trap)?;
         store.data_mut().table = ResourceTable::new();

@@ -90,3 +90,49 @@ async fn a_warm_decision_is_one_call() {
     );
     assert_eq!(calls(&p) - before, 1);
 }
+
+/// Lending a table many times does not exhaust the store's handle table (a regression: owned
+/// handles passed as borrows stayed in it until the store refused new ones).
+#[tokio::test]
+async fn lending_tables_does_not_leak_handles() {
+    let p = Policy::with_default(PolicyConfig {
+        instances: 1,
+        ..PolicyConfig::default()
+    })
+    .await
+    .unwrap();
+    let meta = StreamMeta {
+        itag: 251,
+        mime: "audio/webm".into(),
+        content_length: Some(1_000),
+        init_range: Some(ByteRange { start: 0, end: 99 }),
+        index_range: Some(ByteRange {
+            start: 100,
+            end: 199,
+        }),
+        fetchable: true,
+    };
+    let table = Arc::new(vec![ByteRange {
+        start: 200,
+        end: 999,
+    }]);
+    let request = Request {
+        kind: RequestKind::Query,
+        segment: SegmentRef {
+            vid: "dQw4w9WgXcQ".into(),
+            itag: 251,
+            index: 0,
+        },
+        peer: "p".into(),
+        now_ms: 0,
+    };
+    // The store allows 100,000 live handles.
+    for _ in 0..101_000 {
+        let v = p
+            .decide(&request, Some(&meta), TableArg::Loaded(&table))
+            .await
+            .unwrap();
+        assert!(matches!(v, Verdict::Reply(_)));
+    }
+    assert_eq!(p.stats().traps.load(Ordering::Relaxed), 0);
+}
