@@ -11,6 +11,7 @@ pub mod protocol;
 mod reader;
 pub mod selection;
 pub mod types;
+pub mod youtube;
 
 // Test-only misbehaviour; absent from the normal build.
 #[cfg(feature = "chaos")]
