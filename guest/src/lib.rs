@@ -23,7 +23,7 @@ pub mod chaos;
 mod component;
 
 /// The `videortc:policy` version this crate implements (`wit/policy.wit`).
-pub const WORLD: &str = "0.2.0";
+pub const WORLD: &str = "0.2.1";
 
 /// What this policy says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +41,15 @@ pub fn describe() -> Description {
     let name = format!("videortc-guest {}", env!("CARGO_PKG_VERSION"));
     #[cfg(feature = "chaos")]
     let name = format!("{name} {}", chaos::TAG);
+    // The optional interfaces this build exports (the chaos build leaves the parser out).
+    let features = if cfg!(feature = "chaos") {
+        Vec::new()
+    } else {
+        vec!["youtube".into()]
+    };
     Description {
         name,
         world: WORLD.into(),
-        features: Vec::new(),
+        features,
     }
 }

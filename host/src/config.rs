@@ -107,6 +107,9 @@ pub struct Config {
     pub youtube_api_url: Url,
     /// `YOUTUBE_IMAGE_URL`: base of the thumbnail host (requests go to `{base}/vi/...`).
     pub youtube_image_url: Url,
+    /// `YOUTUBE_URL`: where direct mode (no `BASE_URL`) sends every page, API and
+    /// player-script request; media URLs are used as the responses give them.
+    pub youtube_url: Url,
     /// `PUBLIC_DIR`: where static files are served from (`./public` by default).
     pub public_dir: PathBuf,
     /// `ADMIN_TOKEN`: the bearer token that admits `POST /admin/policy` from other hosts
@@ -127,6 +130,8 @@ const STREAM_IDLE_MAX: Duration = Duration::from_secs(30);
 pub const DEFAULT_YOUTUBE_API_URL: &str = "https://www.googleapis.com/youtube";
 /// Default base of the thumbnail host.
 pub const DEFAULT_YOUTUBE_IMAGE_URL: &str = "https://i.ytimg.com";
+/// Default base of YouTube's pages and APIs (direct mode).
+pub const DEFAULT_YOUTUBE_URL: &str = "https://www.youtube.com";
 
 impl Config {
     /// How long a streamed origin body may go without data: 30 s, or less with a shorter
@@ -241,6 +246,10 @@ impl Config {
                 get("YOUTUBE_IMAGE_URL")
                     .as_deref()
                     .unwrap_or(DEFAULT_YOUTUBE_IMAGE_URL),
+            )?,
+            youtube_url: parse_http_url(
+                "YOUTUBE_URL",
+                get("YOUTUBE_URL").as_deref().unwrap_or(DEFAULT_YOUTUBE_URL),
             )?,
             public_dir: PathBuf::from(get("PUBLIC_DIR").as_deref().unwrap_or("./public")),
             admin_token: match get("ADMIN_TOKEN") {
@@ -430,7 +439,8 @@ mod tests {
         assert_eq!(c.youtube_image_url.as_str(), "http://127.0.0.1:9/img");
         assert_eq!(c.public_dir, PathBuf::from("/srv/www"));
         assert_eq!(c.admin_token, None);
-        for var in ["YOUTUBE_API_URL", "YOUTUBE_IMAGE_URL"] {
+        assert_eq!(c.youtube_url.as_str(), "https://www.youtube.com/");
+        for var in ["YOUTUBE_API_URL", "YOUTUBE_IMAGE_URL", "YOUTUBE_URL"] {
             assert_eq!(cfg(&[(var, "ftp://x/")]).unwrap_err().var, var);
             assert_eq!(cfg(&[(var, "not a url")]).unwrap_err().var, var);
         }

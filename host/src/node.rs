@@ -38,6 +38,7 @@ pub async fn run(
     let hub = Arc::new(MediaHub::new(
         policy.clone(),
         Origin::new(client, config.base_url.clone()).with_stream_client(streams),
+        config.youtube_url.clone(),
         &hub_config,
     ));
     let listener = tokio::net::TcpListener::bind(addr)

@@ -10,3 +10,4 @@ pub mod stand_in;
 pub mod walk;
 pub mod worlds;
 pub mod xml;
+pub mod youtube;

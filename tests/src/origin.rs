@@ -115,6 +115,8 @@ pub struct Control {
     pub requests: AtomicU64,
     /// Fail this many next requests with 500.
     pub fail_next: AtomicU64,
+    /// Refuse this many next media requests with 403 (an expired or revoked media URL).
+    pub refuse_next: AtomicU64,
     /// Delay every response by this many milliseconds.
     pub delay_ms: AtomicU64,
     /// Whether stream URLs are included in the info.
@@ -499,6 +501,14 @@ async fn media(
     );
     if let Some(r) = gate_with(&app, key, Some(&headers)).await {
         return r;
+    }
+    let refuse = app
+        .control
+        .refuse_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if refuse {
+        return (StatusCode::FORBIDDEN, "expired").into_response();
     }
     let Some(s) = app.streams.iter().find(|s| s.file == file) else {
         return StatusCode::NOT_FOUND.into_response();

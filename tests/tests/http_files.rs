@@ -64,6 +64,7 @@ async fn site(with_public: bool) -> Site {
     let hub = Arc::new(MediaHub::new(
         policy.clone(),
         Origin::new(client, None),
+        url::Url::parse("https://www.youtube.com").unwrap(),
         &HubConfig::default(),
     ));
     let shared = Shared::new(config, Reloader::new(policy, None, None), hub).unwrap();

@@ -338,10 +338,15 @@ async fn origin_failures_are_502_with_a_message() {
     );
     let got = get(&format!("{}/video/{VID}/137.mp4", lonely.url()), &[]).await;
     assert_eq!(got.status, 502);
-    // Without BASE_URL there is no info source in this build yet.
-    let bare = Node::start(&[], &[]).await.unwrap();
+    // Without BASE_URL the node parses YouTube (YOUTUBE_URL), unreachable here: a 502 that
+    // says which request failed.
+    let closed = format!("http://127.0.0.1:{}", free_port().unwrap());
+    let bare = Node::start(&[], &[("YOUTUBE_URL", closed.as_str())])
+        .await
+        .unwrap();
     let got = get(&format!("{}/video/{VID}.json", bare.url()), &[]).await;
-    assert_eq!(got.status, 503);
+    assert_eq!(got.status, 502, "{}", got.text());
+    assert!(got.text().contains("request failed"), "{}", got.text());
 }
 
 #[tokio::test]

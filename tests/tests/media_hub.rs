@@ -24,6 +24,7 @@ async fn setup(config: HubConfig) -> (TestOrigin, Arc<MediaHub>) {
     let hub = Arc::new(MediaHub::new(
         policy,
         Origin::new(client, Some(base)),
+        url::Url::parse("https://www.youtube.com").unwrap(),
         &config,
     ));
     (origin, hub)
@@ -135,6 +136,7 @@ async fn direct_stream_urls_work_without_base_url() {
     let hub = MediaHub::new(
         policy,
         Origin::new(client, Some(base)),
+        url::Url::parse("https://www.youtube.com").unwrap(),
         &HubConfig::default(),
     );
     let s = origin.stream(251).unwrap();

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::info::{StreamItem, VideoInfo};
 use super::origin::{Origin, OriginError};
+use super::youtube::{YouTube, keep_for};
 use crate::policy::{
     ByteRange, IndexInput, Policy, Request, SegmentRef, SendPlan, TableArg, Verdict,
 };
@@ -59,7 +60,7 @@ pub enum MediaError {
 /// Cache sizes and lifetimes.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// How long VideoInfo stays cached.
+    /// How long VideoInfo stays cached (direct mode: until a little before its URLs expire).
     pub info_ttl: Duration,
     /// How long segment tables stay cached.
     pub table_ttl: Duration,
@@ -71,7 +72,8 @@ pub struct HubConfig {
     pub failure_ttl: Duration,
     /// Byte budget of the segment-table cache (a table of n segments weighs about 16n bytes).
     pub table_bytes: u64,
-    /// How long "no such video" (origin 404 or 204) is remembered.
+    /// How long "no such video" (origin 404 or 204, or a video YouTube will not play) is
+    /// remembered.
     pub unknown_ttl: Duration,
     /// Info requests to the origin at once; more wait. Bounds what peers asking for many
     /// unknown videos can make the origin do.
@@ -143,6 +145,8 @@ pub enum Decision {
 pub struct MediaHub {
     policy: Arc<Policy>,
     origin: Origin,
+    /// Direct mode (no BASE_URL): info from YouTube through the policy's parser.
+    youtube: Option<YouTube>,
     infos: Cache<String, Arc<VideoInfo>>,
     failures: Cache<String, MediaError>,
     unknown: Cache<String, MediaError>,
@@ -187,6 +191,20 @@ pub struct CacheSummary {
     pub segment_budget: u64,
 }
 
+/// Infos live for `info_ttl`, or in direct mode until a little before their URLs expire.
+struct InfoExpiry(Duration);
+
+impl moka::Expiry<String, Arc<VideoInfo>> for InfoExpiry {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        info: &Arc<VideoInfo>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(info.expires_in.map_or(self.0, keep_for))
+    }
+}
+
 fn weight(_: &SegmentKey, v: &Bytes) -> u32 {
     u32::try_from(v.len()).unwrap_or(u32::MAX)
 }
@@ -200,14 +218,25 @@ fn table_weight(_: &TableKey, t: &Arc<Table>) -> u32 {
 }
 
 impl MediaHub {
-    /// A hub over `origin`, deciding through `policy`.
-    pub fn new(policy: Arc<Policy>, origin: Origin, config: &HubConfig) -> Self {
+    /// A hub over `origin`, deciding through `policy`. Without a BASE_URL the info comes
+    /// from YouTube at `youtube_url`, through the policy's parser.
+    pub fn new(
+        policy: Arc<Policy>,
+        origin: Origin,
+        youtube_url: url::Url,
+        config: &HubConfig,
+    ) -> Self {
+        let youtube = origin
+            .base_url()
+            .is_none()
+            .then(|| YouTube::new(origin.client().clone(), youtube_url));
         MediaHub {
             policy,
             origin,
+            youtube,
             infos: Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(config.info_ttl)
+                .expire_after(InfoExpiry(config.info_ttl))
                 .build(),
             failures: Cache::builder()
                 .max_capacity(10_000)
@@ -290,7 +319,10 @@ impl MediaHub {
                     let _permit = self.info_fetches.acquire().await.map_err(|_| {
                         OriginError::Unavailable("media hub is shutting down".into())
                     })?;
-                    let r = self.origin.video_info(vid).await;
+                    let r = match &self.youtube {
+                        Some(yt) => yt.info(&self.policy, vid).await,
+                        None => self.origin.video_info(vid).await,
+                    };
                     self.origin_result(&r, |_| 0);
                     r.map(Arc::new)
                 })
@@ -298,7 +330,7 @@ impl MediaHub {
         match result {
             Ok(info) => Ok(info),
             Err(e) => {
-                let unknown = matches!(*e, OriginError::NotFound(_) | OriginError::Denied(_));
+                let unknown = e.is_lasting();
                 let e = MediaError::Origin((*e).clone());
                 let memory = if unknown {
                     &self.unknown
@@ -418,7 +450,77 @@ impl MediaHub {
     ) -> Result<Bytes, MediaError> {
         let r = self.origin.fetch_range(vid, itag, stream, range).await;
         self.origin_result(&r, Bytes::len);
+        match r {
+            Err(e) if self.url_refused(&e) => {
+                let fresh = self.reparse(vid, itag, stream).await?;
+                let r = self.origin.fetch_range(vid, itag, &fresh, range).await;
+                self.origin_result(&r, Bytes::len);
+                Ok(r?)
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// Starts streaming exactly the bytes of `range` (for the HTTP routes); in direct mode a
+    /// refused URL makes one re-parse, as in [`MediaHub::bytes`].
+    pub async fn open_range(
+        &self,
+        vid: &str,
+        itag: u32,
+        stream: &StreamItem,
+        range: ByteRange,
+    ) -> Result<reqwest::Response, MediaError> {
+        self.count(&self.stats.origin_requests);
+        let r = self.origin.open_range(vid, itag, stream, range).await;
+        let r = match r {
+            Err(e) if self.url_refused(&e) => {
+                self.count(&self.stats.origin_errors);
+                let fresh = self.reparse(vid, itag, stream).await?;
+                self.count(&self.stats.origin_requests);
+                self.origin.open_range(vid, itag, &fresh, range).await
+            }
+            r => r,
+        };
+        if r.is_err() {
+            self.count(&self.stats.origin_errors);
+        }
         Ok(r?)
+    }
+
+    /// A YouTube media URL answered 403 or 410: it expired or was revoked before the info
+    /// did. Only in direct mode, where the info (and its URLs) are ours to refresh.
+    fn url_refused(&self, e: &OriginError) -> bool {
+        self.youtube.is_some()
+            && matches!(
+                e,
+                OriginError::Status {
+                    status: 403 | 410,
+                    ..
+                }
+            )
+    }
+
+    /// Parses the video again (once: the cached info is dropped only if it still holds the
+    /// refused URL, so concurrent failures share one re-parse) and returns the stream anew.
+    async fn reparse(
+        &self,
+        vid: &str,
+        itag: u32,
+        refused: &StreamItem,
+    ) -> Result<StreamItem, MediaError> {
+        if let Some(info) = self.infos.get(vid).await
+            && info.streams.get(&itag.to_string()).map(|s| &s.url) == Some(&refused.url)
+        {
+            self.infos.invalidate(vid).await;
+        }
+        tracing::info!(stream = %format!("{vid}:{itag}"), "media URL refused; parsing the video again");
+        let fresh = self.stream(vid, itag).await?;
+        if fresh.url == refused.url {
+            return Err(MediaError::Origin(OriginError::Unavailable(format!(
+                "the media URL of {vid}:{itag} was refused and parsing again gave the same URL"
+            ))));
+        }
+        Ok(fresh)
     }
 
     /// Bytes of a range of a stream, cached by range; one origin request for concurrent misses.

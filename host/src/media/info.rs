@@ -1,6 +1,8 @@
 //! The VideoInfo JSON model shared with videoproxy (SPEC §5): numbers are strings.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,9 @@ pub struct VideoInfo {
     /// Streams keyed by itag.
     #[serde(default)]
     pub streams: BTreeMap<String, StreamItem>,
+    /// When the stream URLs expire (direct mode): the info is kept until a little before.
+    #[serde(skip)]
+    pub expires_in: Option<Duration>,
 }
 
 /// One caption track.
@@ -64,6 +69,9 @@ pub struct StreamItem {
     /// Index range.
     #[serde(rename = "indexRange", default)]
     pub index_range: Option<RangeItem>,
+    /// Headers to send with requests for the URL (direct mode: the User-Agent it was issued to).
+    #[serde(skip)]
+    pub media_headers: Arc<[(String, String)]>,
 }
 
 /// A `{"start","end"}` pair of decimal strings, inclusive.

@@ -7,7 +7,7 @@ use url::Url;
 
 use super::info::{StreamItem, VideoInfo};
 use crate::config::ProxySetting;
-use crate::policy::ByteRange;
+use crate::policy::{ByteRange, LoginKind, Playability, YoutubeError};
 
 /// Largest VideoInfo document accepted.
 const MAX_INFO_BYTES: usize = 4 << 20;
@@ -57,6 +57,47 @@ pub enum OriginError {
     /// No way to get this from here.
     #[error("{0}")]
     Unavailable(String),
+    /// Direct mode: YouTube's answer, as the policy's parser read it.
+    #[error("YouTube: {0}")]
+    YouTube(YoutubeError),
+}
+
+impl OriginError {
+    /// A video that cannot be had for a while (it does not exist, is refused, private, not
+    /// playable here): remembered longer than a passing failure.
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            OriginError::NotFound(_) | OriginError::Denied(_) => true,
+            OriginError::YouTube(YoutubeError::Unplayable(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            OriginError::NotFound(_) => 404,
+            OriginError::Denied(_) => 204,
+            OriginError::Timeout { .. } => 504,
+            OriginError::Unavailable(_) => 503,
+            OriginError::Transport { .. }
+            | OriginError::Status { .. }
+            | OriginError::BadInfo(_)
+            | OriginError::Length { .. } => 502,
+            OriginError::YouTube(e) => match e {
+                YoutubeError::Unplayable(u) => match u.status {
+                    Playability::Error | Playability::LiveStreamOffline => 404,
+                    // The node's IP is asked to sign in: a state of this node, not the video.
+                    Playability::LoginRequired(LoginKind::Bot) => 503,
+                    _ => 403,
+                },
+                YoutubeError::BadJob(_) => 400,
+                YoutubeError::BadResponse(_) | YoutubeError::Cipher(_) | YoutubeError::Http(_) => {
+                    502
+                }
+            },
+        }
+    }
 }
 
 /// Builds an HTTP client that goes through `proxy` (or the `http(s)_proxy` environment).
@@ -203,12 +244,11 @@ impl Origin {
         Some(Url::parse(&text).map_err(|e| OriginError::Unavailable(format!("{text}: {e}"))))
     }
 
-    /// The VideoInfo of `vid` (`BASE_URL/{vid}.json`).
+    /// The VideoInfo of `vid` from `BASE_URL/{vid}.json` (without BASE_URL the hub parses
+    /// YouTube through the policy instead).
     pub async fn video_info(&self, vid: &str) -> Result<VideoInfo, OriginError> {
         let Some(url) = self.base_join(&format!("{vid}.json")) else {
-            return Err(OriginError::Unavailable(
-                "no BASE_URL set and YouTube parsing is not available in this build".into(),
-            ));
+            return Err(OriginError::Unavailable("no BASE_URL".into()));
         };
         let url = url?;
         let resp = self.get(&url).await?;
@@ -249,7 +289,7 @@ impl Origin {
         range: ByteRange,
     ) -> Result<Bytes, OriginError> {
         let url = self.range_url(vid, itag, stream, range)?;
-        let resp = self.get(&url).await?;
+        let resp = self.get_with(&self.client, &url, stream).await?;
         read_body(resp, &url, range.len(), Some(range.len())).await
     }
 
@@ -264,12 +304,7 @@ impl Origin {
         range: ByteRange,
     ) -> Result<reqwest::Response, OriginError> {
         let url = self.range_url(vid, itag, stream, range)?;
-        let resp = self
-            .stream_client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| transport_error(&url, &e))?;
+        let resp = self.get_with(&self.stream_client, &url, stream).await?;
         if !resp.status().is_success() {
             return Err(OriginError::Status {
                 status: resp.status().as_u16(),
@@ -287,6 +322,21 @@ impl Origin {
         Ok(resp)
     }
 
+    /// A GET of a stream's bytes, with the stream's media headers.
+    async fn get_with(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        stream: &StreamItem,
+    ) -> Result<reqwest::Response, OriginError> {
+        let mut rb = client.get(url.clone());
+        for (name, value) in stream.media_headers.iter() {
+            rb = rb.header(name.as_str(), value.as_str());
+        }
+        let resp = rb.send().await.map_err(|e| transport_error(url, &e))?;
+        check_status(resp, url)
+    }
+
     async fn get(&self, url: &Url) -> Result<reqwest::Response, OriginError> {
         let resp = self
             .client
@@ -294,15 +344,20 @@ impl Origin {
             .send()
             .await
             .map_err(|e| transport_error(url, &e))?;
-        let status = resp.status();
-        if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
-            Ok(resp)
-        } else {
-            Err(OriginError::Status {
-                status: status.as_u16(),
-                url: redact(url),
-            })
-        }
+        check_status(resp, url)
+    }
+}
+
+/// 2xx and 404 pass (404 means "no such video" to the callers); other statuses are errors.
+fn check_status(resp: reqwest::Response, url: &Url) -> Result<reqwest::Response, OriginError> {
+    let status = resp.status();
+    if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+        Ok(resp)
+    } else {
+        Err(OriginError::Status {
+            status: status.as_u16(),
+            url: redact(url),
+        })
     }
 }
 

@@ -12,3 +12,16 @@ wasmtime::component::bindgen!({
         "videortc:policy/host.segment-table": super::imports::LentTable,
     },
 });
+
+/// The optional YouTube parser (0.2.1): bound only when a component exports it.
+pub mod youtube {
+    wasmtime::component::bindgen!({
+        world: "youtube-parser",
+        path: "../wit",
+        additional_derives: [PartialEq, Eq],
+        exports: { default: async },
+        with: {
+            "videortc:policy/types": super::videortc::policy::types,
+        },
+    });
+}

@@ -29,6 +29,11 @@ pub use bindings::exports::videortc::policy::peer_protocol::Message;
 pub use bindings::exports::videortc::policy::segment_index::{IndexError, IndexInput, Unindexable};
 pub use bindings::exports::videortc::policy::selection::Purpose;
 pub use bindings::videortc::policy::types::{ByteRange, LogLevel, SegmentRef, StreamMeta};
+pub use bindings::youtube::exports::videortc::policy::youtube::{
+    Caption as YtCaption, Fetch as YtFetch, HttpRequest as YtHttpRequest,
+    HttpResponse as YtHttpResponse, Job as YtJob, LoginKind, Method as YtMethod, Playability,
+    Step as YtStep, StreamInfo as YtStreamInfo, VideoInfo as YtVideoInfo, YoutubeError,
+};
 
 /// The default policy, built from `guest/` by `build.rs`.
 pub static DEFAULT_COMPONENT: &[u8] =
@@ -67,6 +72,50 @@ impl std::fmt::Display for Silence {
             Silence::HeaderTooLong => f.write_str("chunk header too long"),
             Silence::Refused(why) => write!(f, "refused: {why}"),
             Silence::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::fmt::Display for Playability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Playability::LoginRequired(kind) => {
+                let why = match kind {
+                    LoginKind::Private => "private video",
+                    LoginKind::Age => "age check",
+                    LoginKind::Bot => "YouTube asks this node's IP to sign in: bot check",
+                    LoginKind::Other => "sign-in required",
+                };
+                write!(f, "LOGIN_REQUIRED ({why})")
+            }
+            Playability::Unplayable => f.write_str("UNPLAYABLE"),
+            Playability::Error => f.write_str("ERROR"),
+            Playability::LiveStreamOffline => f.write_str("LIVE_STREAM_OFFLINE"),
+            Playability::AgeCheckRequired => f.write_str("AGE_CHECK_REQUIRED"),
+            Playability::AgeVerificationRequired => f.write_str("AGE_VERIFICATION_REQUIRED"),
+            Playability::ContentCheckRequired => f.write_str("CONTENT_CHECK_REQUIRED"),
+            Playability::Other(status) => f.write_str(status),
+        }
+    }
+}
+
+impl std::fmt::Display for YoutubeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            YoutubeError::Unplayable(u) => write!(f, "{}: {}", u.status, u.reason),
+            YoutubeError::BadResponse(b) => {
+                write!(f, "unreadable YouTube {} response: {}", b.what, b.message)
+            }
+            YoutubeError::Cipher(c) => write!(
+                f,
+                "the signature cipher of player {} is not understood: {}",
+                c.player, c.message
+            ),
+            YoutubeError::Http(h) => match h.status {
+                Some(status) => write!(f, "YouTube {} answered {status}: {}", h.what, h.message),
+                None => write!(f, "YouTube {} request failed: {}", h.what, h.message),
+            },
+            YoutubeError::BadJob(m) => write!(f, "invalid request: {m}"),
         }
     }
 }

@@ -16,11 +16,13 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 
+use super::bindings::youtube::{YoutubeParser, YoutubeParserIndices};
 use super::bindings::{Policy as Bindings, PolicyPre};
 use super::imports::{LentTable, PolicyLog, State};
 use super::{
     ByteRange, Description, IndexError, IndexInput, Message, Purpose, Request, RequestKind,
-    SendPlan, StreamMeta, TableMissing, Unindexable, Verdict, load, selfcheck,
+    SendPlan, StreamMeta, TableMissing, Unindexable, Verdict, YtHttpResponse, YtJob, YtStep, load,
+    selfcheck,
 };
 
 /// Errors of the policy runtime.
@@ -38,6 +40,9 @@ pub enum PolicyError {
     /// The guest returned something the host cannot use.
     #[error("policy returned an invalid result: {0}")]
     Invalid(String),
+    /// The running policy does not export an optional interface.
+    #[error("the running policy has no {0}")]
+    Missing(&'static str),
 }
 
 /// Limits for guest execution.
@@ -92,11 +97,14 @@ pub const MAX_INDEX_FETCH: u64 = 16 << 20;
 struct Slot {
     store: Store<State>,
     bindings: Bindings,
+    /// The optional YouTube parser, when the component exports it.
+    youtube: Option<YoutubeParser>,
 }
 
 /// A compiled, checked component and its instance pool.
 struct Loaded {
     pre: PolicyPre<State>,
+    youtube: Option<YoutubeParserIndices>,
     description: Description,
     ping: String,
     source: String,
@@ -189,6 +197,16 @@ impl Lease<'_> {
             .as_mut()
             .ok_or_else(|| PolicyError::Trap("instance already returned".into()))?;
         Ok((&slot.bindings, &mut slot.store))
+    }
+
+    /// The YouTube parser of this instance, if the component has one.
+    fn youtube(&mut self) -> Result<(&YoutubeParser, &mut Store<State>), PolicyError> {
+        let slot = self
+            .slot
+            .as_mut()
+            .ok_or_else(|| PolicyError::Trap("instance already returned".into()))?;
+        let parser = slot.youtube.as_ref().ok_or(PolicyError::Missing(YOUTUBE))?;
+        Ok((parser, &mut slot.store))
     }
 
     /// Returns the instance to the pool on success; on a trap counts it and drops it.
@@ -315,7 +333,7 @@ impl Policy {
             .ok_or_else(|| PolicyError::Trap("no instance slots".into()))?;
         let mut slot = match guard.take() {
             Some(slot) => slot,
-            None => instantiate(&self.engine, &self.config, &self.log, &loaded.pre).await?,
+            None => instantiate(&self.engine, &self.config, &self.log, &loaded).await?,
         };
         arm(&mut slot.store, &self.config);
         Ok(Lease {
@@ -482,6 +500,66 @@ impl Policy {
     }
 }
 
+/// The name of the optional YouTube interface, for messages.
+const YOUTUBE: &str = "YouTube parser (videortc:policy/youtube@0.2.1)";
+
+/// Largest request URL, header value, body or flow state the YouTube parser may hand over.
+const MAX_YT_FIELD: usize = 1 << 20;
+
+impl Policy {
+    /// Whether the running policy has the YouTube parser (direct mode).
+    pub fn has_youtube(&self) -> bool {
+        self.current.load().youtube.is_some()
+    }
+
+    /// The first step of resolving a video's info (direct mode).
+    pub async fn youtube_start(&self, job: &YtJob) -> Result<YtStep, PolicyError> {
+        if !self.has_youtube() {
+            return Err(PolicyError::Missing(YOUTUBE));
+        }
+        let mut lease = self.lease().await?;
+        let (yt, s) = lease.youtube()?;
+        let r = yt.videortc_policy_youtube().call_start(s, job).await;
+        let step = lease.finish(r)?;
+        check_step(&step).map_err(|e| self.invalid(e))?;
+        Ok(step)
+    }
+
+    /// The next step, given the response to the last request and the state it came with.
+    pub async fn youtube_resume(
+        &self,
+        state: &[u8],
+        response: &Result<YtHttpResponse, String>,
+    ) -> Result<YtStep, PolicyError> {
+        let mut lease = self.lease().await?;
+        let (yt, s) = lease.youtube()?;
+        let r = yt
+            .videortc_policy_youtube()
+            .call_resume(s, state, response)
+            .await;
+        let step = lease.finish(r)?;
+        check_step(&step).map_err(|e| self.invalid(e))?;
+        Ok(step)
+    }
+}
+
+/// What the host will execute of a parser step: bounded requests and states.
+fn check_step(step: &YtStep) -> Result<(), String> {
+    let YtStep::Fetch(f) = step else {
+        return Ok(());
+    };
+    let r = &f.request;
+    let too_big = r.url.len() > 8 << 10
+        || r.headers.len() > 64
+        || r.headers.iter().any(|(k, v)| k.len() + v.len() > 8 << 10)
+        || r.body.as_ref().is_some_and(|b| b.len() > MAX_YT_FIELD)
+        || f.state.len() > MAX_YT_FIELD;
+    if too_big {
+        return Err(format!("an oversized {} request or state", r.label));
+    }
+    Ok(())
+}
+
 /// A segment table as the host passes it to [`Policy::decide`].
 #[derive(Debug, Clone, Copy)]
 pub enum TableArg<'a> {
@@ -512,23 +590,34 @@ async fn prepare(
     Bindings::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
         .map_err(rejected)?;
     let pre = linker.instantiate_pre(&component).map_err(rejected)?;
+    // The optional interfaces: present if the component exports them (any 0.2.x name).
+    let youtube = YoutubeParserIndices::new(&pre).ok();
     let pre = PolicyPre::new(pre).map_err(rejected)?;
-    let mut slot = instantiate(engine, config, log, &pre).await?;
+    let mut loaded = Loaded {
+        pre,
+        youtube,
+        description: Description {
+            name: String::new(),
+            world: String::new(),
+            features: Vec::new(),
+        },
+        ping: String::new(),
+        source: source.to_owned(),
+        generation,
+        slots: Vec::new(),
+        next: AtomicUsize::new(0),
+    };
+    let mut slot = instantiate(engine, config, log, &loaded).await?;
     arm(&mut slot.store, config);
     let (description, ping) = selfcheck::run(&mut slot.store, &slot.bindings).await?;
     let instances = config.instances.max(1);
-    let mut slots = Vec::with_capacity(instances);
-    slots.push(Arc::new(Mutex::new(Some(slot))));
-    slots.extend((1..instances).map(|_| Arc::new(Mutex::new(None))));
-    Ok(Loaded {
-        pre,
-        description,
-        ping,
-        source: source.to_owned(),
-        generation,
-        slots,
-        next: AtomicUsize::new(0),
-    })
+    loaded.slots.push(Arc::new(Mutex::new(Some(slot))));
+    loaded
+        .slots
+        .extend((1..instances).map(|_| Arc::new(Mutex::new(None))));
+    loaded.description = description;
+    loaded.ping = ping;
+    Ok(loaded)
 }
 
 fn deadline_ticks(config: &PolicyConfig) -> u64 {
@@ -546,7 +635,7 @@ async fn instantiate(
     engine: &Engine,
     config: &PolicyConfig,
     log: &Arc<PolicyLog>,
-    pre: &PolicyPre<State>,
+    loaded: &Loaded,
 ) -> Result<Slot, PolicyError> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(config.memory_limit)
@@ -571,11 +660,23 @@ async fn instantiate(
         Ok(UpdateDeadline::Yield(1))
     });
     store.set_epoch_deadline(1);
-    let bindings = pre
+    let failed = |e: wasmtime::Error| PolicyError::Trap(format!("instantiate: {e:#}"));
+    let instance = loaded
+        .pre
+        .instance_pre()
         .instantiate_async(&mut store)
         .await
-        .map_err(|e| PolicyError::Trap(format!("instantiate: {e:#}")))?;
-    Ok(Slot { store, bindings })
+        .map_err(failed)?;
+    let bindings = Bindings::new(&mut store, &instance).map_err(failed)?;
+    let youtube = match &loaded.youtube {
+        Some(indices) => Some(indices.load(&mut store, &instance).map_err(failed)?),
+        None => None,
+    };
+    Ok(Slot {
+        store,
+        bindings,
+        youtube,
+    })
 }
 
 /// A segment table must be ascending, non-overlapping, non-empty ranges inside the stream.

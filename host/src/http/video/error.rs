@@ -108,16 +108,9 @@ impl VideoError {
 
 fn media_status(e: &MediaError) -> StatusCode {
     match e {
-        MediaError::Origin(o) => match o {
-            OriginError::NotFound(_) => StatusCode::NOT_FOUND,
-            OriginError::Denied(_) => StatusCode::NO_CONTENT,
-            OriginError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            OriginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            OriginError::Transport { .. }
-            | OriginError::Status { .. }
-            | OriginError::BadInfo(_)
-            | OriginError::Length { .. } => StatusCode::BAD_GATEWAY,
-        },
+        MediaError::Origin(o) => {
+            StatusCode::from_u16(o.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
+        }
         MediaError::NoStream { .. } | MediaError::Unindexable { .. } => StatusCode::NOT_FOUND,
         MediaError::Index { .. } => StatusCode::BAD_GATEWAY,
         MediaError::Policy(_) => StatusCode::INTERNAL_SERVER_ERROR,

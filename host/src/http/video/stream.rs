@@ -318,16 +318,7 @@ async fn body(
             Ok(Body::from(bytes.slice(from..to)))
         }
         Source::Origin => {
-            let stats = s.hub.stats();
-            stats.origin_requests.fetch_add(1, Ordering::Relaxed);
-            let resp = s
-                .hub
-                .origin()
-                .open_range(vid, itag, item, r)
-                .await
-                .inspect_err(|_| {
-                    stats.origin_errors.fetch_add(1, Ordering::Relaxed);
-                })?;
+            let resp = s.hub.open_range(vid, itag, item, r).await?;
             Ok(Body::from_stream(Exact {
                 inner: resp.bytes_stream().boxed(),
                 left: r.len(),

@@ -2,10 +2,21 @@
 
 use crate::{decision, index, protocol, selection, types};
 
+// The default policy implements the YouTube parser too; the test-only chaos build is a
+// policy without it (the optional interface absent, as in a plain 0.2.0 policy).
+#[cfg(not(feature = "chaos"))]
+wit_bindgen::generate!({
+    world: "policy-with-youtube",
+    path: "../wit",
+});
+#[cfg(feature = "chaos")]
 wit_bindgen::generate!({
     world: "policy",
     path: "../wit",
 });
+
+#[cfg(not(feature = "chaos"))]
+mod youtube;
 
 use exports::videortc::policy::about as wabout;
 use exports::videortc::policy::decision as wdecision;
@@ -15,16 +26,16 @@ use exports::videortc::policy::selection as wselection;
 use videortc::policy::host;
 use videortc::policy::types as wtypes;
 
-struct Component;
+pub(crate) struct Component;
 
-fn range_in(r: wtypes::ByteRange) -> types::ByteRange {
+pub(crate) fn range_in(r: wtypes::ByteRange) -> types::ByteRange {
     types::ByteRange {
         start: r.start,
         end: r.end,
     }
 }
 
-fn range_out(r: types::ByteRange) -> wtypes::ByteRange {
+pub(crate) fn range_out(r: types::ByteRange) -> wtypes::ByteRange {
     wtypes::ByteRange {
         start: r.start,
         end: r.end,
