@@ -182,18 +182,22 @@ fn visionos_response(app: &App) -> Value {
             f
         })
         .collect();
-    if let Some(d) = v.pointer_mut("/videoDetails") {
-        d["videoId"] = json!(VID);
-        d["title"] = json!(TITLE);
-        d["lengthSeconds"] = json!("6");
-        d["author"] = json!("ffmpeg");
+    if let Some(d) = v
+        .pointer_mut("/videoDetails")
+        .and_then(Value::as_object_mut)
+    {
+        d.insert("videoId".into(), json!(VID));
+        d.insert("title".into(), json!(TITLE));
+        d.insert("lengthSeconds".into(), json!("6"));
+        d.insert("author".into(), json!("ffmpeg"));
     }
-    if let Some(sd) = v.pointer_mut("/streamingData") {
-        sd["expiresInSeconds"] = json!(expires_in.to_string());
-        sd["adaptiveFormats"] = json!(formats);
-        if let Some(o) = sd.as_object_mut() {
-            o.remove("formats");
-        }
+    if let Some(sd) = v
+        .pointer_mut("/streamingData")
+        .and_then(Value::as_object_mut)
+    {
+        sd.insert("expiresInSeconds".into(), json!(expires_in.to_string()));
+        sd.insert("adaptiveFormats".into(), json!(formats));
+        sd.remove("formats");
     }
     let tracks: Vec<Value> = CAPTION_LANGS
         .iter()
@@ -205,7 +209,12 @@ fn visionos_response(app: &App) -> Value {
             })
         })
         .collect();
-    v["captions"] = json!({"playerCaptionsTracklistRenderer": {"captionTracks": tracks}});
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "captions".into(),
+            json!({"playerCaptionsTracklistRenderer": {"captionTracks": tracks}}),
+        );
+    }
     v
 }
 
@@ -215,7 +224,11 @@ fn status_response(status: &str, reason: &str) -> Value {
 
 async fn player(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let id = request["videoId"].as_str().unwrap_or_default().to_owned();
+    let id = request
+        .get("videoId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     record(&app, &format!("/player?v={id}"), "player", &headers);
     if id == VID {
         return json_response(&visionos_response(&app));

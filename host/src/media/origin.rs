@@ -66,11 +66,12 @@ impl OriginError {
     /// A video that cannot be had for a while (it does not exist, is refused, private, not
     /// playable here): remembered longer than a passing failure.
     pub fn is_lasting(&self) -> bool {
-        match self {
-            OriginError::NotFound(_) | OriginError::Denied(_) => true,
-            OriginError::YouTube(YoutubeError::Unplayable(_)) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            OriginError::NotFound(_)
+                | OriginError::Denied(_)
+                | OriginError::YouTube(YoutubeError::Unplayable(_))
+        )
     }
 
     /// The HTTP status this error answers with.

@@ -535,7 +535,7 @@ impl Policy {
         let (yt, s) = lease.youtube()?;
         let r = yt
             .videortc_policy_youtube()
-            .call_resume(s, state, response)
+            .call_resume(s, state, response.as_ref().map_err(String::as_str))
             .await;
         let step = lease.finish(r)?;
         check_step(&step).map_err(|e| self.invalid(e))?;
