@@ -25,7 +25,7 @@ pub fn dummy_component(wit: &str, world: &str) -> anyhow::Result<Vec<u8>> {
 /// The current WIT file with its package version replaced by `version`.
 pub fn policy_wit_at(version: &str) -> String {
     include_str!("../../wit/policy.wit").replace(
-        "package videortc:policy@0.2.0;",
+        "package videortc:policy@0.2.1;",
         &format!("package videortc:policy@{version};"),
     )
 }

@@ -89,7 +89,7 @@ async fn the_file_is_watched_in_place_and_through_renames() {
     let node = node_with(&file, &[]).await;
     let s = status(&node).await;
     assert!(is_default(s["policy"]["describe"].as_str().unwrap()), "{s}");
-    assert_eq!(s["policy"]["world"], "0.2.0");
+    assert_eq!(s["policy"]["world"], "0.2.1");
     assert_eq!(s["policy"]["source"], file.display().to_string());
     assert_eq!(s["policy"]["generation"], 1);
 
@@ -189,7 +189,7 @@ async fn the_admin_endpoint() {
     assert!(is_chaos(body["policy"].as_str().unwrap()), "{body}");
     assert_eq!(
         (body["world"].as_str(), body["source"].as_str()),
-        (Some("0.2.0"), Some("upload"))
+        (Some("0.2.1"), Some("upload"))
     );
 
     // Relayed by a proxy: the token is needed, and a wrong one is refused.
@@ -261,7 +261,7 @@ async fn check_and_compile_policy_commands() {
     let out = run(&[Path::new("check-policy"), &wasm]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("+chaos (videortc:policy@0.2.0)"), "{text}");
+    assert!(text.contains("+chaos (videortc:policy@0.2.1)"), "{text}");
 
     let out = run(&[Path::new("compile-policy"), &wasm, &cwasm]);
     assert!(

@@ -14,7 +14,8 @@ async fn embedded_component_loads_and_answers() {
     let p = Policy::with_default(PolicyConfig::default()).await.unwrap();
     let d = p.description();
     assert!(d.name.starts_with("videortc-guest "), "{d:?}");
-    assert_eq!(d.world, "0.2.0");
+    assert_eq!(d.world, "0.2.1");
+    assert_eq!(d.features, ["youtube"]);
     assert_eq!(p.ping_text(), r#"{"event":"ping"}"#);
     assert_eq!(
         p.decode(r#"{"event":"pong"}"#).await.unwrap(),
