@@ -75,6 +75,47 @@ pub struct RtcSettings {
     pub window: usize,
     /// Offer loopback ICE candidates (`RTC_LOOPBACK=1`): for peers on the same host (tests).
     pub include_loopback: bool,
+    /// Admission limits for a node in a public room.
+    pub limits: PeerLimits,
+}
+
+/// How much strangers in the room may make the node hold (the defaults fit a 200 MB node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// `MAX_PEERS`: peer connections at once (default 64).
+    pub max_peers: usize,
+    /// `MAX_CHANNELS`: DataChannels per peer (default 4).
+    pub max_channels: usize,
+    /// `MAX_QUEUED`: `resolve`s queued per channel (default 64).
+    pub max_queued: usize,
+    /// `OFFERS_PER_MINUTE`: offers accepted per peer id per minute (default 12).
+    pub offers_per_minute: u32,
+    /// `MAX_SIGNAL_MESSAGE`: largest signalling message accepted, in bytes (default 64 KiB).
+    pub max_signal_message: usize,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            max_peers: 64,
+            max_channels: 4,
+            max_queued: 64,
+            offers_per_minute: 12,
+            max_signal_message: 64 << 10,
+        }
+    }
+}
+
+/// A positive integer at most `max`.
+fn parse_limit<T: std::str::FromStr + PartialOrd + Default>(
+    var: &'static str,
+    v: &str,
+    max: T,
+) -> Result<T, ConfigError> {
+    match v.parse::<T>() {
+        Ok(n) if n > T::default() && n <= max => Ok(n),
+        _ => Err(err(var, format!("{v:?} is not a positive number in range"))),
+    }
 }
 
 /// Everything the node reads from its environment.
@@ -179,6 +220,31 @@ impl Config {
                         None | Some("0") | Some("false") => false,
                         Some("1") | Some("true") => true,
                         Some(v) => return Err(err("RTC_LOOPBACK", format!("{v:?}: use 1 or 0"))),
+                    },
+                    limits: {
+                        let d = PeerLimits::default();
+                        PeerLimits {
+                            max_peers: get("MAX_PEERS")
+                                .map(|v| parse_limit("MAX_PEERS", &v, 100_000))
+                                .transpose()?
+                                .unwrap_or(d.max_peers),
+                            max_channels: get("MAX_CHANNELS")
+                                .map(|v| parse_limit("MAX_CHANNELS", &v, 1024))
+                                .transpose()?
+                                .unwrap_or(d.max_channels),
+                            max_queued: get("MAX_QUEUED")
+                                .map(|v| parse_limit("MAX_QUEUED", &v, 100_000))
+                                .transpose()?
+                                .unwrap_or(d.max_queued),
+                            offers_per_minute: get("OFFERS_PER_MINUTE")
+                                .map(|v| parse_limit("OFFERS_PER_MINUTE", &v, 100_000))
+                                .transpose()?
+                                .unwrap_or(d.offers_per_minute),
+                            max_signal_message: get("MAX_SIGNAL_MESSAGE")
+                                .map(|v| parse_limit("MAX_SIGNAL_MESSAGE", &v, 16 << 20))
+                                .transpose()?
+                                .unwrap_or(d.max_signal_message),
+                        }
                     },
                 })
             }
@@ -443,6 +509,40 @@ mod tests {
         for var in ["YOUTUBE_API_URL", "YOUTUBE_IMAGE_URL", "YOUTUBE_URL"] {
             assert_eq!(cfg(&[(var, "ftp://x/")]).unwrap_err().var, var);
             assert_eq!(cfg(&[(var, "not a url")]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn peer_limits() {
+        let base = [
+            ("ID", "zznj1q6h-2hmf-1fmc-2ajh-20mx2hxk1r6r"),
+            ("WS_ADDR", "ws://h/uid/"),
+        ];
+        let c = cfg(&base).unwrap();
+        assert_eq!(c.rtc.unwrap().limits, PeerLimits::default());
+        let mut set = base.to_vec();
+        set.extend([
+            ("MAX_PEERS", "8"),
+            ("MAX_CHANNELS", "2"),
+            ("OFFERS_PER_MINUTE", "3"),
+        ]);
+        let l = cfg(&set).unwrap().rtc.unwrap().limits;
+        assert_eq!(
+            (l.max_peers, l.max_channels, l.offers_per_minute),
+            (8, 2, 3)
+        );
+        for var in [
+            "MAX_PEERS",
+            "MAX_CHANNELS",
+            "MAX_QUEUED",
+            "OFFERS_PER_MINUTE",
+            "MAX_SIGNAL_MESSAGE",
+        ] {
+            for bad in ["0", "-1", "x", "99999999999"] {
+                let mut set = base.to_vec();
+                set.push((var, bad));
+                assert_eq!(cfg(&set).unwrap_err().var, var, "{var}={bad}");
+            }
         }
     }
 

@@ -133,7 +133,19 @@ fn tokio_main(f: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()>
         .block_on(f)
 }
 
+/// Completes at the first SIGINT or SIGTERM (a graceful shutdown begins); a second one
+/// ends the process at once.
 async fn shutdown_signal() {
+    first_signal().await;
+    tracing::info!("shutting down (a second signal exits at once)");
+    tokio::spawn(async {
+        first_signal().await;
+        eprintln!("videortc: second signal; exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn first_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -154,5 +166,4 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-    tracing::info!("shutting down");
 }

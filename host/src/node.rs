@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use videortc::config::Config;
@@ -12,7 +13,19 @@ use videortc::policy::reload::Reloader;
 use videortc::rtc::{IceServer, PeerManager, RtcConfig};
 use videortc::signal::{ClientConfig, SignalClient};
 
-/// Runs the node until `shutdown` completes.
+/// How long in-flight HTTP requests may run on after a shutdown signal before they are cut.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
+
+/// The WebRTC side, for shutdown.
+struct Rtc {
+    manager: PeerManager<MediaHub>,
+    signal: SignalClient,
+    run: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the node until `shutdown` completes, then shuts down gracefully: stops accepting,
+/// lets in-flight HTTP requests finish for up to [`HTTP_DRAIN`], closes every peer's
+/// connection (its channels with it) and leaves the signalling server.
 pub async fn run(
     addr: SocketAddr,
     config: Config,
@@ -48,19 +61,48 @@ pub async fn run(
     let rtc_settings = config.rtc.clone();
     let mut shared =
         Shared::new(config, reloader.clone(), hub.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(rtc) = rtc_settings {
-        let manager = start_rtc(&rtc, policy, hub).await?;
-        shared.peers = Some(Arc::new(manager));
-    }
+    let rtc = match rtc_settings {
+        Some(settings) => {
+            let rtc = start_rtc(&settings, policy, hub).await?;
+            shared.peers = Some(Arc::new(rtc.manager.clone()));
+            Some(rtc)
+        }
+        None => None,
+    };
     let shared = Arc::new(shared);
     tracing::info!(addr = %local, "listening");
-    axum::serve(
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(
         listener,
         http::router(shared).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("HTTP server")?;
+    .with_graceful_shutdown(signal);
+    let drain_deadline = async {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(HTTP_DRAIN).await;
+    };
+    tokio::select! {
+        served = server => served.context("HTTP server")?,
+        () = drain_deadline => {
+            tracing::warn!(after = ?HTTP_DRAIN, "cutting HTTP requests still in flight");
+        }
+    }
+    if let Some(rtc) = rtc {
+        tracing::info!("closing peer connections");
+        rtc.signal.shutdown();
+        // The manager closes every peer when signalling ends; it waits for them up to 5 s.
+        if tokio::time::timeout(Duration::from_secs(8), rtc.run)
+            .await
+            .is_err()
+        {
+            rtc.manager.shutdown().await;
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -69,7 +111,7 @@ async fn start_rtc(
     rtc: &videortc::config::RtcSettings,
     policy: Arc<Policy>,
     hub: Arc<MediaHub>,
-) -> anyhow::Result<PeerManager<MediaHub>> {
+) -> anyhow::Result<Rtc> {
     videortc::rtc::init_crypto();
     let config = RtcConfig {
         ice_servers: rtc
@@ -85,16 +127,27 @@ async fn start_rtc(
         include_loopback: rtc.include_loopback,
         window: rtc.window,
         low_water: RtcConfig::default().low_water.min(rtc.window / 4),
+        max_peers: rtc.limits.max_peers,
+        max_channels: rtc.limits.max_channels,
+        max_queue: rtc.limits.max_queued,
+        offers_per_minute: rtc.limits.offers_per_minute,
         ..RtcConfig::default()
     };
+    let signal_config = ClientConfig {
+        max_message_size: rtc.limits.max_signal_message,
+        ..ClientConfig::new(rtc.ws_addr.clone(), rtc.id.clone())
+    };
     let (signal, events) =
-        SignalClient::spawn(ClientConfig::new(rtc.ws_addr.clone(), rtc.id.clone()))
-            .map_err(|e| anyhow::anyhow!("signalling: {e}"))?;
-    let manager = PeerManager::new(config, policy, hub, signal)
+        SignalClient::spawn(signal_config).map_err(|e| anyhow::anyhow!("signalling: {e}"))?;
+    let manager = PeerManager::new(config, policy, hub, signal.clone())
         .await
         .map_err(|e| anyhow::anyhow!("WebRTC: {e}"))?;
     let runner = manager.clone();
-    tokio::spawn(async move { runner.run(events).await });
+    let run = tokio::spawn(async move { runner.run(events).await });
     tracing::info!(id = %rtc.id, ws = %rtc.ws_addr, "WebRTC peer started");
-    Ok(manager)
+    Ok(Rtc {
+        manager,
+        signal,
+        run,
+    })
 }

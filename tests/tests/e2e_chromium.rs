@@ -679,3 +679,43 @@ async fn policy_swap_while_sending() {
     })
     .await;
 }
+
+/// SIGTERM: the node closes its peers' connections (the browser sees its channel close),
+/// leaves signalling and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_peers_and_exits_0() {
+    serial(Duration::from_secs(90), async {
+        let mut m = mesh_with_node(false).await;
+        let peer = m.connected_peer().await.unwrap();
+        resolve_exact(&peer, &m.origin, 140, 0).await;
+        let pid = m.node_pid().unwrap();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let node = m.node.as_mut().unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(20), node.child.wait())
+            .await
+            .expect("the node did not exit")
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stats = peer.stats().await.unwrap();
+            let dc = at(&stats, "/link/dc")
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if dc != "open" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the browser's channel stayed open: {stats}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}

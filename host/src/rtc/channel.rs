@@ -1,6 +1,6 @@
 //! One detached DataChannel: its read loop and the protocol decisions (SPEC §4).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -31,6 +31,8 @@ pub(crate) struct Channel {
     lookups: Arc<Semaphore>,
     /// Messages received so far (for ping probes).
     received: watch::Sender<u64>,
+    /// The peer's clock of last traffic (shared by its channels).
+    activity: Arc<AtomicU64>,
 }
 
 impl Channel {
@@ -41,6 +43,7 @@ impl Channel {
         peer: &str,
         label: String,
         dc: Arc<DataChannel>,
+        activity: Arc<AtomicU64>,
     ) -> Arc<Self> {
         let channel = Arc::new(Self {
             peer: Arc::from(peer),
@@ -52,6 +55,7 @@ impl Channel {
             closed: Cancel::default(),
             lookups: Arc::new(Semaphore::new(ctx.config.max_lookups)),
             received: watch::Sender::new(0),
+            activity,
         });
         channel.dc.set_buffered_amount_low_threshold(
             ctx.config.effective_low_water(super::DEFAULT_MESSAGE_SIZE),
@@ -106,6 +110,11 @@ impl Channel {
                 false
             }
         }
+    }
+
+    /// Records traffic on this channel (for the peer's idle time).
+    pub(super) fn touch<S>(&self, ctx: &Ctx<S>) {
+        self.activity.store(ctx.now_ms(), Ordering::Relaxed);
     }
 
     /// A receiver of the count of messages received (changes on every message).
@@ -241,6 +250,7 @@ async fn read_loop<S: SegmentSource>(channel: Arc<Channel>, ctx: Arc<Ctx<S>>) {
             }
         };
         channel.received.send_modify(|count| *count += 1);
+        channel.touch(&ctx);
         let data = buf.get(..n).unwrap_or_default();
         let message = if !is_text {
             Message::Invalid(format!("binary message of {n} bytes"))

@@ -63,10 +63,21 @@ pub struct RtcConfig {
     pub sweep_interval: Duration,
     /// A send that makes no progress (buffer not draining) this long is abandoned. Default 30 s.
     pub stall_timeout: Duration,
-    /// Read buffer per channel; a larger message closes the channel. Default 256 KiB.
+    /// Read buffer per channel; a larger message closes the channel. Default 64 KiB (the
+    /// largest message Chrome sends to a peer that does not state `max-message-size`).
     pub read_buffer: usize,
-    /// Segments queued per channel; further `resolve`s are ignored. Default 256.
+    /// Segments queued per channel; further `resolve`s are ignored. Default 64.
     pub max_queue: usize,
+    /// Peer connections held at once (`MAX_PEERS`). When full, a peer idle for
+    /// [`RtcConfig::idle_after`] gives way to a newcomer; if none is idle, the newcomer is
+    /// refused. Default 64.
+    pub max_peers: usize,
+    /// DataChannels one peer may have open; more are closed. Default 4.
+    pub max_channels: usize,
+    /// Offers accepted per peer id per minute; more are ignored. Default 12.
+    pub offers_per_minute: u32,
+    /// A peer with no DataChannel traffic this long counts as idle. Default 30 s.
+    pub idle_after: Duration,
     /// Concurrent `query` lookups per channel; further queries get no answer. Default 64.
     pub max_lookups: usize,
     /// Signalling commands waiting per peer before new ones are dropped. Default 128.
@@ -86,8 +97,12 @@ impl Default for RtcConfig {
             probe_timeout: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(2),
             stall_timeout: Duration::from_secs(30),
-            read_buffer: 256 * 1024,
-            max_queue: 256,
+            read_buffer: 64 * 1024,
+            max_queue: 64,
+            max_peers: 64,
+            max_channels: 4,
+            offers_per_minute: 12,
+            idle_after: Duration::from_secs(30),
             max_lookups: 64,
             command_queue: 128,
         }
@@ -109,6 +124,9 @@ impl RtcConfig {
         }
         if self.max_queue == 0 || self.max_lookups == 0 || self.command_queue == 0 {
             return bad("queue sizes must be positive");
+        }
+        if self.max_peers == 0 || self.max_channels == 0 || self.offers_per_minute == 0 {
+            return bad("peer, channel and offer limits must be positive");
         }
         if let Some(server) = self.ice_servers.iter().find(|s| s.urls.is_empty()) {
             return Err(RtcError::Config(format!(

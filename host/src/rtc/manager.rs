@@ -10,6 +10,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use super::channel::short;
+use super::limits::OfferRate;
 use super::peer::{Command, Peer, PeerEvent, Role};
 use super::stack::Stack;
 use super::stats::{RtcSnapshot, RtcStats, SignalState, bump};
@@ -26,9 +27,13 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 ///   dropped if they do not answer.
 /// - `online(id)`: a new peer gets a connection, our `"dc"` channel and an offer. A known peer
 ///   that still answers a ping is kept; otherwise it is replaced by a fresh offer.
-/// - `offer`: answered on a fresh connection (replacing any earlier one with that id);
-///   `answer` and `candidate` go to the peer's connection, in order (candidates that come
-///   before the remote description are buffered).
+/// - `offer`: answered on a fresh connection. An offer naming a peer that is connected
+///   replaces it only if that connection fails a ping probe: ids are public, so anyone could
+///   otherwise disconnect anyone. Offers beyond [`RtcConfig::offers_per_minute`] per id are
+///   ignored. `answer` and `candidate` go to the peer's connection, in order (candidates that
+///   come before the remote description are buffered).
+/// - At [`RtcConfig::max_peers`] a newcomer takes the place of the peer idle longest (no
+///   DataChannel traffic for [`RtcConfig::idle_after`]); if every peer is active it is refused.
 /// - Peers whose connection fails or closes are dropped at once, those disconnected for
 ///   [`RtcConfig::disconnect_grace`] or not connected within [`RtcConfig::connect_timeout`] at
 ///   the next sweep. A signalling reconnect keeps the peers.
@@ -67,6 +72,7 @@ struct Inner<S> {
     generation: AtomicU64,
     signal_state: watch::Sender<SignalState>,
     reports: Mutex<Option<mpsc::UnboundedReceiver<PeerEvent>>>,
+    offers: OfferRate,
 }
 
 impl<S: SegmentSource> PeerManager<S> {
@@ -82,6 +88,7 @@ impl<S: SegmentSource> PeerManager<S> {
         let stack = Stack::new(&config).await?;
         let (events, reports) = mpsc::unbounded_channel();
         let id = signal.id().to_owned();
+        let offers = OfferRate::new(config.offers_per_minute);
         let ctx = Arc::new(Ctx {
             config,
             policy,
@@ -90,6 +97,7 @@ impl<S: SegmentSource> PeerManager<S> {
             signal,
             events,
             epoch: std::time::Instant::now(),
+            limits: Default::default(),
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -100,6 +108,7 @@ impl<S: SegmentSource> PeerManager<S> {
                 generation: AtomicU64::new(0),
                 signal_state: watch::Sender::new(SignalState::Disconnected),
                 reports: Mutex::new(Some(reports)),
+                offers,
             }),
         })
     }
@@ -211,7 +220,15 @@ impl<S: SegmentSource> Inner<S> {
                 _ => self.open(id, Role::Offerer, Command::Connect).await,
             },
             SignalEvent::Offer { from, sdp } if from != self.id => {
-                self.open(from, Role::Answerer, Command::Offer(sdp)).await;
+                if !self.offers.allow(&from) {
+                    bump(&self.ctx.stats.offers_limited);
+                    self.ctx.limits.note("offers per minute", &from);
+                    return;
+                }
+                match self.peer(&from) {
+                    Some(peer) if peer.is_connected() => self.spawn_offer_probe(peer, sdp),
+                    _ => self.open(from, Role::Answerer, Command::Offer(sdp)).await,
+                }
             }
             SignalEvent::Answer { from, sdp } => self.forward(&from, Command::Answer(sdp)),
             SignalEvent::Candidate { from, candidate } => {
@@ -235,8 +252,65 @@ impl<S: SegmentSource> Inner<S> {
         }
     }
 
+    /// Whether a peer `id` may be created: there is room, or it replaces itself, or the peer
+    /// idle longest gives way (and is dropped here).
+    fn admit(&self, id: &str) -> bool {
+        let victim = {
+            let slots = self.slots();
+            if slots.contains_key(id) || slots.len() < self.ctx.config.max_peers {
+                return true;
+            }
+            let idle_after =
+                u64::try_from(self.ctx.config.idle_after.as_millis()).unwrap_or(u64::MAX);
+            slots
+                .values()
+                .map(|s| (s.peer.idle_ms(), s.peer.id.clone(), s.peer.generation))
+                .filter(|(idle, ..)| *idle >= idle_after)
+                .max_by_key(|(idle, ..)| *idle)
+        };
+        match victim {
+            Some((idle_ms, victim, generation)) => {
+                info!(peer = %short(&victim), idle_ms, newcomer = %short(id), "idle peer gives way");
+                bump(&self.ctx.stats.peers_evicted);
+                self.remove_if(&victim, generation, "gave way to a new peer");
+                true
+            }
+            None => {
+                bump(&self.ctx.stats.peers_refused);
+                self.ctx.limits.note("peers", id);
+                false
+            }
+        }
+    }
+
+    /// An offer for a peer we hold connected: a hijack unless that connection is dead. The
+    /// offer is answered only if the existing connection fails a ping probe.
+    fn spawn_offer_probe(self: &Arc<Self>, peer: Arc<Peer<S>>, sdp: String) {
+        let inner = self.clone();
+        tokio::spawn(async move {
+            if peer.probe(inner.ctx.config.probe_timeout).await {
+                bump(&inner.ctx.stats.offers_refused);
+                inner.ctx.limits.note("offer for a live peer", &peer.id);
+                return;
+            }
+            let current = inner
+                .slots()
+                .get(&peer.id)
+                .is_some_and(|s| s.peer.generation == peer.generation);
+            if current {
+                info!(peer = %short(&peer.id), "connected peer did not answer; taking its new offer");
+                inner
+                    .open(peer.id.clone(), Role::Answerer, Command::Offer(sdp))
+                    .await;
+            }
+        });
+    }
+
     /// Creates a peer connection for `id` (replacing any earlier one) and hands it `first`.
     async fn open(&self, id: String, role: Role, first: Command) {
+        if !self.admit(&id) {
+            return;
+        }
         let pc = match self.stack.peer_connection().await {
             Ok(pc) => pc,
             Err(err) => {

@@ -16,6 +16,7 @@
 mod channel;
 mod config;
 mod glue;
+mod limits;
 mod manager;
 mod peer;
 mod queue;
@@ -81,6 +82,8 @@ pub(crate) struct Ctx<S> {
     pub(crate) events: mpsc::UnboundedSender<peer::PeerEvent>,
     /// Zero of the monotonic clock decisions see (`now-ms`).
     pub(crate) epoch: std::time::Instant,
+    /// Refusals at the admission limits, logged sparingly.
+    pub(crate) limits: limits::LimitLog,
 }
 
 impl<S> Ctx<S> {

@@ -1,6 +1,6 @@
 //! One peer connection and the task that applies its signalling in order.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::channel::{Channel, short};
 use super::queue::Cancel;
-use super::stats::PeerSnapshot;
+use super::stats::{PeerSnapshot, bump};
 use super::{Ctx, RtcError, SegmentSource};
 use crate::signal::IceCandidate;
 
@@ -81,6 +81,9 @@ pub(crate) struct Peer<S> {
     local: Mutex<LocalCandidates>,
     /// When the connection state last changed.
     state_since: Mutex<Instant>,
+    /// When DataChannel traffic last went either way (`Ctx::now_ms`), for picking an idle
+    /// peer to give way when the node is full.
+    activity: Arc<AtomicU64>,
     /// Asks the task to stop.
     stop: Cancel,
     torn_down: AtomicBool,
@@ -110,10 +113,11 @@ impl<S: SegmentSource> Peer<S> {
             role,
             created: now,
             pc,
-            ctx,
             channels: Mutex::default(),
             local: Mutex::default(),
             state_since: Mutex::new(now),
+            activity: Arc::new(AtomicU64::new(ctx.now_ms())),
+            ctx,
             stop: Cancel::default(),
             torn_down: AtomicBool::new(false),
             me: me.clone(),
@@ -195,12 +199,21 @@ impl<S: SegmentSource> Peer<S> {
         if self.stop.is_cancelled() {
             return;
         }
-        let channel = Channel::start(&self.ctx, &self.id, label, raw);
-        {
+        let open = {
             let mut channels = lock(&self.channels);
             channels.retain(|c| c.is_open());
-            channels.push(channel.clone());
+            channels.len()
+        };
+        if open >= self.ctx.config.max_channels {
+            bump(&self.ctx.stats.channels_refused);
+            self.ctx.limits.note("data channels per peer", &self.id);
+            tokio::spawn(async move {
+                let _ = raw.close().await;
+            });
+            return;
         }
+        let channel = Channel::start(&self.ctx, &self.id, label, raw, self.activity.clone());
+        lock(&self.channels).push(channel.clone());
         // Like the Go original, a peer is only worth keeping while it has a channel: the
         // remote closing its last one (or its whole association) drops the peer at once,
         // long before ICE notices.
@@ -446,6 +459,13 @@ impl<S: SegmentSource> Peer<S> {
             }
             _ => None,
         }
+    }
+
+    /// Milliseconds since DataChannel traffic last went either way.
+    pub(crate) fn idle_ms(&self) -> u64 {
+        self.ctx
+            .now_ms()
+            .saturating_sub(self.activity.load(Ordering::Relaxed))
     }
 
     /// Whether the connection is up (so a ping can tell whether the peer is still there).

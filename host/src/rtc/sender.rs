@@ -176,6 +176,7 @@ async fn try_send<S: SegmentSource>(
         }
         bump(&stats.chunks_sent);
         stats.bytes_sent.fetch_add(size as u64, Ordering::Relaxed);
+        channel.touch(ctx);
     }
     Ok(count)
 }

@@ -40,6 +40,16 @@ pub struct RtcStats {
     pub peers_created: AtomicU64,
     /// Peer connections dropped (failed, closed, disconnected, stuck or replaced).
     pub peers_dropped: AtomicU64,
+    /// New peers refused because the node was full of active peers (`MAX_PEERS`).
+    pub peers_refused: AtomicU64,
+    /// Idle peers dropped to make room for a new one.
+    pub peers_evicted: AtomicU64,
+    /// DataChannels closed because their peer had the most it may open.
+    pub channels_refused: AtomicU64,
+    /// Offers naming a connected peer that still answered a probe (ignored: no hijacking).
+    pub offers_refused: AtomicU64,
+    /// Offers over the per-id rate (ignored).
+    pub offers_limited: AtomicU64,
 }
 
 /// A plain copy of [`RtcStats`].
@@ -62,6 +72,11 @@ pub struct StatsSnapshot {
     pub overload_dropped: u64,
     pub peers_created: u64,
     pub peers_dropped: u64,
+    pub peers_refused: u64,
+    pub peers_evicted: u64,
+    pub channels_refused: u64,
+    pub offers_refused: u64,
+    pub offers_limited: u64,
 }
 
 /// Adds one to a counter.
@@ -90,13 +105,18 @@ impl RtcStats {
             overload_dropped: get(&self.overload_dropped),
             peers_created: get(&self.peers_created),
             peers_dropped: get(&self.peers_dropped),
+            peers_refused: get(&self.peers_refused),
+            peers_evicted: get(&self.peers_evicted),
+            channels_refused: get(&self.channels_refused),
+            offers_refused: get(&self.offers_refused),
+            offers_limited: get(&self.offers_limited),
         }
     }
 
     /// Appends the counters in the Prometheus text format (`videortc_rtc_*`).
     pub fn write_prometheus(&self, out: &mut String) {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 16] = [
+        let rows: [(&str, &str, &str, u64); 21] = [
             ("peers", "gauge", "Peer connections held.", s.peers),
             ("channels", "gauge", "Open DataChannels.", s.channels),
             (
@@ -177,6 +197,36 @@ impl RtcStats {
                 "counter",
                 "Peer connections dropped.",
                 s.peers_dropped,
+            ),
+            (
+                "peers_refused_total",
+                "counter",
+                "New peers refused at MAX_PEERS (no idle peer to give way).",
+                s.peers_refused,
+            ),
+            (
+                "peers_evicted_total",
+                "counter",
+                "Idle peers dropped to make room for new ones.",
+                s.peers_evicted,
+            ),
+            (
+                "channels_refused_total",
+                "counter",
+                "DataChannels refused at the per-peer limit.",
+                s.channels_refused,
+            ),
+            (
+                "offers_refused_total",
+                "counter",
+                "Offers for a connected peer that still answered (hijack attempts).",
+                s.offers_refused,
+            ),
+            (
+                "offers_limited_total",
+                "counter",
+                "Offers over the per-id rate.",
+                s.offers_limited,
             ),
         ];
         for (name, kind, help, value) in rows {

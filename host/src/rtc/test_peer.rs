@@ -109,6 +109,25 @@ impl Browser {
         got.clone().unwrap()
     }
 
+    /// Opens another DataChannel on the connection; returns it once open.
+    pub(super) async fn extra_channel(&self, label: &str) -> Arc<RTCDataChannel> {
+        let pc = self.shared.pc.lock().await.clone().unwrap();
+        let dc = pc.create_data_channel(label, None).await.unwrap();
+        let (open_tx, open_rx) = oneshot::channel();
+        let open_tx = Mutex::new(Some(open_tx));
+        dc.on_open(Box::new(move || {
+            if let Some(tx) = open_tx.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            Box::pin(async {})
+        }));
+        timeout(Duration::from_secs(10), open_rx)
+            .await
+            .expect("extra channel did not open")
+            .unwrap();
+        dc
+    }
+
     /// Sends a text message.
     pub(super) async fn send_text(&self, text: &str) {
         let dc = self.channel(Duration::from_secs(10)).await;

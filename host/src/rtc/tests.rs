@@ -18,7 +18,7 @@ use super::test_peer::{Browser, Incoming};
 use super::*;
 use crate::media::Decision;
 use crate::policy::{PolicyConfig, StreamMeta, TableArg, Verdict};
-use crate::signal::{self, ClientConfig};
+use crate::signal::{self, ClientConfig, SignalEvent};
 
 const VID: &str = "testVid_0001";
 const ITAG: u32 = 251;
@@ -177,6 +177,8 @@ struct Node {
     id: String,
     manager: PeerManager<FakeSource>,
     run: JoinHandle<()>,
+    /// Signalling events for the node as if they came from the server (forged ones, say).
+    inject: mpsc::Sender<SignalEvent>,
 }
 
 impl Node {
@@ -188,16 +190,36 @@ impl Node {
         let manager = PeerManager::new(config, policy().await, FakeSource::shared(), signal)
             .await
             .unwrap();
+        let (inject, merged) = mpsc::channel(256);
+        let forward = inject.clone();
+        tokio::spawn(async move {
+            let mut events = events;
+            while let Some(event) = events.recv().await {
+                if forward.send(event).await.is_err() {
+                    break;
+                }
+            }
+        });
         let run = tokio::spawn({
             let manager = manager.clone();
-            async move { manager.run(events).await }
+            async move { manager.run(merged).await }
         });
         let mut state = manager.signal_state();
         timeout(SHORT, state.wait_for(|s| *s == SignalState::Ready))
             .await
             .expect("node not announced in time")
             .unwrap();
-        Node { id, manager, run }
+        Node {
+            id,
+            manager,
+            run,
+            inject,
+        }
+    }
+
+    /// Waits until the counters satisfy `check`.
+    async fn wait_stats(&self, what: &str, check: impl Fn(&StatsSnapshot) -> bool) {
+        self.wait_for(what, |snap| check(&snap.stats)).await;
     }
 
     /// Waits until `check` holds for the snapshot.
@@ -595,5 +617,132 @@ async fn public_ip_with_port_shares_one_udp_socket() {
     ping_pong(&mut b).await;
     a.close().await;
     b.close().await;
+    node.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strangers in the room: hijacking, floods, admission
+
+/// An offer naming a connected peer (ids are public) is answered only if that peer stops
+/// answering: a live peer keeps its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_for_a_live_peer_does_not_replace_it() {
+    let server = server().await;
+    let node = Node::start(&server, test_config()).await;
+    let mut browser = connect(&server, &node, 1).await;
+    let before = node.manager.stats().snapshot();
+    node.inject
+        .send(SignalEvent::Offer {
+            from: peer_id(1),
+            sdp: "v=0\r\n".into(),
+        })
+        .await
+        .unwrap();
+    // The node probes the live connection; the browser answers the ping.
+    assert_eq!(browser.next_text(SHORT).await, r#"{"event":"ping"}"#);
+    node.wait_stats("the offer refused", |s| s.offers_refused == 1)
+        .await;
+    let after = node.manager.stats().snapshot();
+    assert_eq!(after.peers_created, before.peers_created);
+    assert_eq!(after.peers_dropped, 0);
+    browser.send_text(&resolve(0)).await;
+    receive_segment(&mut browser, 0).await;
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_are_rate_limited_per_id() {
+    let server = server().await;
+    let config = RtcConfig {
+        offers_per_minute: 2,
+        ..test_config()
+    };
+    let node = Node::start(&server, config).await;
+    for _ in 0..4 {
+        node.inject
+            .send(SignalEvent::Offer {
+                from: peer_id(7),
+                sdp: "not sdp".into(),
+            })
+            .await
+            .unwrap();
+    }
+    node.wait_stats("two offers over the rate", |s| s.offers_limited == 2)
+        .await;
+    assert_eq!(node.manager.stats().snapshot().peers_created, 2);
+    // Another id has its own allowance.
+    node.inject
+        .send(SignalEvent::Offer {
+            from: peer_id(8),
+            sdp: "not sdp".into(),
+        })
+        .await
+        .unwrap();
+    node.wait_stats("the other id's offer", |s| s.peers_created == 3)
+        .await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_peers_an_idle_peer_gives_way_and_an_active_one_does_not() {
+    let server = server().await;
+    let config = RtcConfig {
+        max_peers: 1,
+        idle_after: Duration::from_millis(1500),
+        ..test_config()
+    };
+    let node = Node::start(&server, config).await;
+    let mut first = connect(&server, &node, 1).await;
+    // Active: asking for segments.
+    first.send_text(&resolve(0)).await;
+    receive_segment(&mut first, 0).await;
+    let refused = Browser::join(&server.ws_addr, &peer_id(2), &node.id).await;
+    node.wait_stats("the newcomer refused", |s| s.peers_refused == 1)
+        .await;
+    assert_eq!(node.manager.snapshot().peers.len(), 1);
+    refused.close().await;
+    // Idle long enough, the first peer gives way to the next newcomer.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let mut second = connect(&server, &node, 3).await;
+    node.wait_stats("the idle peer evicted", |s| s.peers_evicted == 1)
+        .await;
+    let snap = node.manager.snapshot();
+    assert_eq!(snap.peers.len(), 1);
+    assert_eq!(snap.peers[0].id, peer_id(3));
+    second.send_text(&resolve(1)).await;
+    receive_segment(&mut second, 1).await;
+    first.close().await;
+    second.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_may_open_only_so_many_channels() {
+    let server = server().await;
+    let config = RtcConfig {
+        max_channels: 1,
+        ..test_config()
+    };
+    let node = Node::start(&server, config).await;
+    let mut browser = connect(&server, &node, 1).await;
+    let extra = browser.extra_channel("more").await;
+    node.wait_stats("the extra channel refused", |s| s.channels_refused == 1)
+        .await;
+    let deadline = Instant::now() + SHORT;
+    while extra.ready_state()
+        != webrtc::data_channel::data_channel_state::RTCDataChannelState::Closed
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the extra channel stayed {:?}",
+            extra.ready_state()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first channel still serves.
+    browser.send_text(&resolve(0)).await;
+    receive_segment(&mut browser, 0).await;
+    browser.close().await;
     node.stop().await;
 }

@@ -63,6 +63,9 @@ pub struct ClientConfig {
     pub stable_after: Duration,
     /// Capacity of the outgoing queue and of the event channel. Default 256.
     pub queue_capacity: usize,
+    /// Largest incoming message (and frame) in bytes; a larger one ends the connection (it
+    /// is then re-made). Default 64 KiB: SDP and candidates are a few KiB.
+    pub max_message_size: usize,
 }
 
 impl ClientConfig {
@@ -78,6 +81,7 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(30),
             stable_after: Duration::from_secs(30),
             queue_capacity: 256,
+            max_message_size: 64 << 10,
         }
     }
 
@@ -161,6 +165,7 @@ impl SignalClient {
         let worker = Worker {
             timing: Timing::from(&config),
             url,
+            max_message_size: config.max_message_size.max(1024),
             id: id.clone(),
             outgoing: out_rx,
             events: event_tx,
@@ -256,6 +261,7 @@ impl From<&ClientConfig> for Timing {
 struct Worker {
     timing: Timing,
     url: String,
+    max_message_size: usize,
     id: Arc<str>,
     outgoing: mpsc::Receiver<String>,
     events: mpsc::Sender<SignalEvent>,
@@ -268,7 +274,8 @@ impl Worker {
         let mut backoff = timing.backoff_min;
         loop {
             let url = self.url.clone();
-            let dial = async move { timeout(timing.connect_timeout, connect(url)).await };
+            let max = self.max_message_size;
+            let dial = async move { timeout(timing.connect_timeout, connect(url, max)).await };
             let Some(dialled) = self.while_offline(dial).await else {
                 break;
             };
@@ -470,8 +477,12 @@ enum Step {
     PongMissing,
 }
 
-async fn connect(url: String) -> Result<Socket, SignalError> {
-    let (ws, _response) = tokio_tungstenite::connect_async(url).await?;
+async fn connect(url: String, max_message_size: usize) -> Result<Socket, SignalError> {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size));
+    let (ws, _response) =
+        tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     Ok(ws)
 }
 

@@ -9,11 +9,14 @@
 //!   own, in join order, de-duplicated), then every connection with another id gets
 //!   `{"event":"online","id":…}`. There is no "offline" event.
 //! - Any text or binary frame that is a JSON object with a non-empty string `to` is relayed
-//!   verbatim (same bytes, same frame type) to every connection with that id, the sender
-//!   included. `from` is neither added nor checked. Anything else is logged and ignored.
-//! - Duplicate ids are allowed, as in the original: all connections with the id stay, and all
-//!   receive what is relayed to it. (Closing the older one instead would make two browser tabs
-//!   that share a session id kick each other forever, each reconnecting every 2 s.)
+//!   (same frame type) to every connection with that id, the sender included, with `from` set
+//!   to the sender's own id: a client cannot speak for another. (The original relays the bytes
+//!   verbatim, so anyone could write any `from`.) Anything else is logged and ignored.
+//! - One live socket per id. A second socket for an id is accepted only if the first does not
+//!   answer a ping within [`ServerConfig::probe_timeout`] (it is then dropped); otherwise the
+//!   newcomer is closed with 1008 "id in use". (The original keeps every duplicate, so anyone
+//!   could listen in on an id's signalling; kicking the older one instead would make two tabs
+//!   that share a session id kick each other forever.)
 //! - Heartbeat: a WebSocket ping every [`ServerConfig::ping_interval`]; a connection from which
 //!   nothing (pong or any other frame) arrived since the previous ping is dropped, so a dead
 //!   peer goes within two intervals. The original uses 30 s and counts only pongs.
@@ -25,6 +28,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -38,6 +42,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, info, warn};
 
 use super::{Message, PEER_ID_LEN, SignalError, is_valid_peer_id};
@@ -61,6 +67,9 @@ pub struct ServerConfig {
     pub max_message_size: usize,
     /// Time allowed for the WebSocket handshake. Default 10 s.
     pub handshake_timeout: Duration,
+    /// How long the socket already holding an id has to answer a ping before a newcomer with
+    /// the same id replaces it. Default 3 s.
+    pub probe_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +79,7 @@ impl Default for ServerConfig {
             queue_capacity: 256,
             max_message_size: 256 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -150,17 +160,30 @@ struct Conn {
     id: Arc<str>,
     tx: mpsc::Sender<WsMessage>,
     _kick: oneshot::Sender<()>,
+    /// Frames received from it so far (a probe watches this move).
+    heard: Arc<AtomicU64>,
+    /// Asks its task to ping now.
+    probe: mpsc::Sender<()>,
+}
+
+/// How a newcomer's connection task reaches the one already holding its id.
+#[derive(Clone)]
+struct Holder {
+    seq: u64,
+    heard: Arc<AtomicU64>,
+    probe: mpsc::Sender<()>,
 }
 
 impl Registry {
     /// Registers a newcomer: queues `init` for it and `online` for everyone with another id.
     /// `None` when the server is shutting down.
-    fn join(
-        &mut self,
-        id: &Arc<str>,
-        tx: mpsc::Sender<WsMessage>,
-        kick: oneshot::Sender<()>,
-    ) -> Option<u64> {
+    fn join(&mut self, id: &Arc<str>, link: Link) -> Option<u64> {
+        let Link {
+            tx,
+            kick,
+            heard,
+            probe,
+        } = link;
         if self.closed {
             return None;
         }
@@ -185,9 +208,24 @@ impl Registry {
                 id,
                 tx,
                 _kick: kick,
+                heard,
+                probe,
             },
         );
         Some(seq)
+    }
+
+    /// The connections holding `id`.
+    fn holders(&self, id: &str) -> Vec<Holder> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| *c.id == *id)
+            .map(|(seq, c)| Holder {
+                seq: *seq,
+                heard: c.heard.clone(),
+                probe: c.probe.clone(),
+            })
+            .collect()
     }
 
     /// Queues `msg` for every connection matching `to`; drops those whose queue is full.
@@ -260,28 +298,107 @@ async fn handle_connection(
     };
     let Some(id) = id else { return };
 
+    // One live socket per id: a holder that still answers keeps it.
+    let holders = shared.lock().holders(&id);
+    if !holders.is_empty() {
+        if any_answers(&holders, config.probe_timeout).await {
+            info!(peer = %id, %addr, "signalling socket refused: the id is in use");
+            let frame = CloseFrame {
+                code: CloseCode::Policy,
+                reason: "id in use".into(),
+            };
+            let _ = timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+            return;
+        }
+        let mut registry = shared.lock();
+        for h in &holders {
+            registry.leave(h.seq);
+        }
+        info!(peer = %id, %addr, "signalling socket replaces one that did not answer");
+    }
     let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
     let (kick_tx, kick_rx) = oneshot::channel();
-    let Some(seq) = shared.lock().join(&id, tx, kick_tx) else {
+    let (probe_tx, probe_rx) = mpsc::channel(1);
+    let heard = Arc::new(AtomicU64::new(0));
+    let link = Link {
+        tx,
+        kick: kick_tx,
+        heard: heard.clone(),
+        probe: probe_tx,
+    };
+    let Some(seq) = shared.lock().join(&id, link) else {
         let _ = timeout(CLOSE_TIMEOUT, ws.close(None)).await;
         return;
     };
     info!(peer = %id, %addr, "signalling peer connected");
-    let reason = run_connection(&mut ws, &id, rx, kick_rx, &shared, config).await;
+    let wires = Wires {
+        rx,
+        kick: kick_rx,
+        probe: probe_rx,
+        heard,
+    };
+    let reason = run_connection(&mut ws, &id, wires, &shared, config).await;
     shared.lock().leave(seq);
     info!(peer = %id, %addr, reason, "signalling peer disconnected");
     let _ = timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+}
+
+/// The registry's ends of a connection.
+struct Link {
+    tx: mpsc::Sender<WsMessage>,
+    kick: oneshot::Sender<()>,
+    heard: Arc<AtomicU64>,
+    probe: mpsc::Sender<()>,
+}
+
+/// The connection task's ends.
+struct Wires {
+    rx: mpsc::Receiver<WsMessage>,
+    kick: oneshot::Receiver<()>,
+    probe: mpsc::Receiver<()>,
+    heard: Arc<AtomicU64>,
+}
+
+/// Pings every holder at once; true if any of them sends a frame within `limit`.
+async fn any_answers(holders: &[Holder], limit: Duration) -> bool {
+    let before: Vec<u64> = holders
+        .iter()
+        .map(|h| h.heard.load(Ordering::SeqCst))
+        .collect();
+    for h in holders {
+        // Full means a ping is already pending: as good.
+        let _ = h.probe.try_send(());
+    }
+    let deadline = Instant::now() + limit;
+    loop {
+        let moved = holders
+            .iter()
+            .zip(&before)
+            .any(|(h, b)| h.heard.load(Ordering::SeqCst) > *b);
+        if moved {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Pumps one connection until it ends; returns why.
 async fn run_connection(
     ws: &mut WebSocketStream<TcpStream>,
     id: &str,
-    mut rx: mpsc::Receiver<WsMessage>,
-    mut kick: oneshot::Receiver<()>,
+    wires: Wires,
     shared: &Shared,
     config: ServerConfig,
 ) -> &'static str {
+    let Wires {
+        mut rx,
+        mut kick,
+        mut probe,
+        heard,
+    } = wires;
     // A zero period would panic in `interval_at` (and make a busy loop).
     let period = config.ping_interval.max(Duration::from_millis(1));
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
@@ -294,12 +411,14 @@ async fn run_connection(
             frame = ws.next() => match frame {
                 Some(Ok(msg @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
                     alive = true;
+                    heard.fetch_add(1, Ordering::SeqCst);
                     relay(shared, id, msg);
                     continue;
                 }
                 Some(Ok(WsMessage::Close(_))) | None => return "closed by peer",
                 Some(Ok(_)) => {
                     alive = true;
+                    heard.fetch_add(1, Ordering::SeqCst);
                     continue;
                 }
                 Some(Err(err)) => {
@@ -311,6 +430,7 @@ async fn run_connection(
                 Some(msg) => msg,
                 None => return "queue closed",
             },
+            Some(()) = probe.recv() => WsMessage::Ping(Default::default()),
             _ = ping.tick() => {
                 if !alive {
                     return "no pong";
@@ -334,15 +454,26 @@ async fn run_connection(
     }
 }
 
-/// Relays a frame verbatim to the connections named by its `to`.
+/// Relays a frame to the connections named by its `to`, as the same frame type, with `from`
+/// set to the sender's id (whatever the sender wrote there).
 fn relay(shared: &Shared, from: &str, msg: WsMessage) {
-    let to = match serde_json::from_slice::<serde_json::Value>(msg.clone().into_data().as_ref()) {
-        Ok(value) => match value.get("to").and_then(serde_json::Value::as_str) {
-            Some(to) if !to.is_empty() => to.to_owned(),
-            _ => return debug!(peer = %from, "signalling message without `to` ignored"),
-        },
+    let binary = matches!(msg, WsMessage::Binary(_));
+    let mut object = match serde_json::from_slice::<serde_json::Value>(msg.into_data().as_ref()) {
+        Ok(serde_json::Value::Object(object)) => object,
+        Ok(_) => return debug!(peer = %from, "signalling message that is not an object ignored"),
         Err(err) => return debug!(peer = %from, %err, "invalid signalling message ignored"),
     };
-    let delivered = shared.lock().deliver(|c| *c.id == *to, &msg);
+    let to = match object.get("to").and_then(serde_json::Value::as_str) {
+        Some(to) if !to.is_empty() => to.to_owned(),
+        _ => return debug!(peer = %from, "signalling message without `to` ignored"),
+    };
+    object.insert("from".into(), serde_json::Value::String(from.to_owned()));
+    let text = serde_json::Value::Object(object).to_string();
+    let out = if binary {
+        WsMessage::binary(text.into_bytes())
+    } else {
+        WsMessage::text(text)
+    };
+    let delivered = shared.lock().deliver(|c| *c.id == *to, &out);
     debug!(peer = %from, %to, delivered, "signalling message relayed");
 }

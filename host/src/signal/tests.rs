@@ -166,6 +166,13 @@ async fn next_event(events: &mut mpsc::Receiver<SignalEvent>) -> SignalEvent {
         .expect("event stream ended")
 }
 
+/// `text` (a JSON object) as the server relays it from `from`.
+fn relayed(text: &str, from: &str) -> Value {
+    let mut v: Value = serde_json::from_str(text).unwrap();
+    v["from"] = json!(from);
+    v
+}
+
 fn offer_json(from: &str, to: &str, sdp: &str) -> String {
     json!({"event": "offer", "from": from, "to": to, "data": {"type": "offer", "sdp": sdp}})
         .to_string()
@@ -332,13 +339,13 @@ async fn server_sends_init_and_online_in_join_order() {
     for (peer, id) in [(&mut pa, &a), (&mut pb, &b), (&mut pc, &c)] {
         let marker = json!({"to": id, "marker": true}).to_string();
         peer.send_text(marker.clone());
-        assert_eq!(peer.recv_text().await, marker);
+        assert_eq!(peer.recv_json().await, relayed(&marker, id));
     }
     server.stop().await;
 }
 
 #[tokio::test]
-async fn server_relays_verbatim_by_to() {
+async fn server_relays_by_to_with_the_senders_from() {
     let server = TestServer::start(ServerConfig::default()).await;
     let (a, b, c) = (pid('a'), pid('b'), pid('c'));
     let mut pa = RawPeer::join(&server, &a).await;
@@ -347,19 +354,32 @@ async fn server_relays_verbatim_by_to() {
     pb.recv_json().await;
     pa.recv_json().await;
 
-    // Odd spacing, key order, escapes and extra fields survive byte for byte; no `from` added.
+    // Odd spacing, key order, escapes and extra fields keep their values; `from` is added.
     let text = format!(
         "  {{ \"data\" : {{\"type\":\"offer\",\"sdp\":\"v=0\\r\\na=x:\\u00e9\"}}, \"to\":\"{b}\",\"event\":\"offer\", \"extra\":[1,2.50,null] }}\n"
     );
     pa.send_text(text.clone());
-    assert_eq!(pb.recv_text().await, text);
+    assert_eq!(pb.recv_json().await, relayed(&text, &a));
 
-    // Binary frames are relayed as binary, unchanged.
-    let binary = format!(r#"{{"event":"candidate","to":"{a}","from":"{b}","data":{{}}}}"#);
+    // A forged `from` is overwritten with the sender's id: nobody can speak for another.
+    pa.send_text(offer_json(&b, &b, "forged"));
+    assert_eq!(
+        pb.recv_json().await,
+        relayed(&offer_json(&b, &b, "forged"), &a)
+    );
+
+    // Binary frames are relayed as binary.
+    let binary = format!(r#"{{"event":"candidate","to":"{a}","from":"{c}","data":{{}}}}"#);
     pb.out
         .send(WsMessage::binary(binary.clone().into_bytes()))
         .unwrap();
-    assert_eq!(pa.recv().await, WsMessage::binary(binary.into_bytes()));
+    match pa.recv().await {
+        WsMessage::Binary(bytes) => {
+            let got: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(got, relayed(&binary, &b));
+        }
+        other => panic!("expected binary, got {other:?}"),
+    }
 
     // To an id nobody has: dropped. To oneself: relayed back, like the original.
     pa.send_text(offer_json(&a, &c, "lost"));
@@ -457,8 +477,12 @@ async fn server_survives_bad_input() {
 }
 
 #[tokio::test]
-async fn server_keeps_duplicate_ids_like_the_original() {
-    let server = TestServer::start(ServerConfig::default()).await;
+async fn server_refuses_a_second_socket_for_a_live_id() {
+    let config = ServerConfig {
+        probe_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config).await;
     let (a, b) = (pid('a'), pid('b'));
     let mut first = RawPeer::join(&server, &a).await;
     first.recv_json().await;
@@ -466,19 +490,17 @@ async fn server_keeps_duplicate_ids_like_the_original() {
     other.recv_json().await;
     first.recv_json().await;
 
+    // The first `a` answers the probe: the second is closed without an init.
     let mut second = RawPeer::join(&server, &a).await;
-    // The newcomer's init lists other ids only; the first `a` gets no `online` for its own id.
-    assert_eq!(
-        second.recv_json().await,
-        json!({"event": "init", "ids": [b]})
-    );
-    assert_eq!(other.recv_json().await, json!({"event": "online", "id": a}));
+    second.closed().await;
 
-    // Both `a` connections receive what is sent to `a`.
-    let offer = offer_json(&b, &a, "both");
+    // Nobody saw `a` come online again, and `a`'s signalling still reaches the first only.
+    let offer = offer_json(&b, &a, "to the first");
     other.send_text(offer.clone());
     assert_eq!(first.recv_text().await, offer);
-    assert_eq!(second.recv_text().await, offer);
+    let marker = json!({"to": b, "marker": 1}).to_string();
+    other.send_text(marker.clone());
+    assert_eq!(other.recv_json().await, relayed(&marker, &b));
 
     // A third peer sees `a` once.
     let mut late = RawPeer::join(&server, &pid('c')).await;
@@ -486,6 +508,44 @@ async fn server_keeps_duplicate_ids_like_the_original() {
         late.recv_json().await,
         json!({"event": "init", "ids": [a, b]})
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_replaces_a_socket_that_does_not_answer() {
+    let config = ServerConfig {
+        probe_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let (a, b) = (pid('a'), pid('b'));
+    // `a` handshakes, then never reads: it cannot answer a ping.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let url = format!("{}{a}", server.prefix());
+    let (ws, _) = within("handshake", tokio_tungstenite::client_async(url, tcp))
+        .await
+        .unwrap();
+    let mut dead = ws.into_inner();
+    let mut other = RawPeer::join(&server, &b).await;
+    assert_eq!(
+        other.recv_json().await,
+        json!({"event": "init", "ids": [a]})
+    );
+
+    // A new socket for `a` takes over once the old one failed the probe.
+    let mut second = RawPeer::join(&server, &a).await;
+    assert_eq!(
+        second.recv_json().await,
+        json!({"event": "init", "ids": [b]})
+    );
+    assert_eq!(other.recv_json().await, json!({"event": "online", "id": a}));
+    let offer = offer_json(&b, &a, "to the second");
+    other.send_text(offer.clone());
+    assert_eq!(second.recv_text().await, offer);
+    let mut bytes = Vec::new();
+    within("the old socket is closed", dead.read_to_end(&mut bytes))
+        .await
+        .unwrap();
     server.stop().await;
 }
 
@@ -528,7 +588,7 @@ async fn server_drops_sockets_that_do_not_pong() {
     let marker = json!({"to": live}).to_string();
     alive.recv_json().await; // online of `late`
     alive.send_text(marker.clone());
-    assert_eq!(alive.recv_text().await, marker);
+    assert_eq!(alive.recv_json().await, relayed(&marker, &live));
     server.stop().await;
 }
 
@@ -564,7 +624,10 @@ async fn server_drops_a_reader_that_falls_behind() {
     // flood message has been queued or has overflowed the slow queue.
     let marker = json!({"to": flood, "marker": 1}).to_string();
     flooder.send_text(marker.clone());
-    assert_eq!(within("marker", flooder.recv_text()).await, marker);
+    assert_eq!(
+        within("marker", flooder.recv_json()).await,
+        relayed(&marker, &flood)
+    );
 
     let mut late = RawPeer::join(&server, &pid('n')).await;
     assert_eq!(
@@ -605,10 +668,8 @@ async fn client_reports_events_and_sends_with_from() {
 
     client.send_offer(&late, "v=0\r\n").unwrap();
     assert_eq!(
-        pl.recv_text().await,
-        format!(
-            r#"{{"event":"offer","from":"{me}","to":"{late}","data":{{"type":"offer","sdp":"v=0\r\n"}}}}"#
-        )
+        pl.recv_json().await,
+        json!({"event": "offer", "from": me, "to": late, "data": {"type": "offer", "sdp": "v=0\r\n"}})
     );
     let candidate = IceCandidate {
         candidate: "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host".into(),
@@ -665,32 +726,39 @@ async fn client_reports_events_and_sends_with_from() {
     server.stop().await;
 }
 
+/// A server that relays verbatim (like the original, or any third-party one) may hand the
+/// client messages from itself, with bad ids or of bad shapes: all ignored.
 #[tokio::test]
 async fn client_ignores_itself_and_junk() {
-    let server = TestServer::start(ServerConfig::default()).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let prefix = format!("ws://{}/uid/", listener.local_addr().unwrap());
     let (me, peer) = (pid('m'), pid('p'));
-    let (client, mut events) = SignalClient::spawn(client_config(&server, &me)).unwrap();
+    let (client, mut events) = SignalClient::spawn(ClientConfig {
+        backoff_min: Duration::from_millis(20),
+        ..ClientConfig::new(prefix, &me)
+    })
+    .unwrap();
+    let (tcp, _) = within("accept", listener.accept()).await.unwrap();
+    let mut ws = within("handshake", tokio_tungstenite::accept_async(tcp))
+        .await
+        .unwrap();
     assert_eq!(next_event(&mut events).await, SignalEvent::Connected);
+    let mut send = async |text: String| ws.send(WsMessage::text(text)).await.unwrap();
+    send(json!({"event": "init", "ids": []}).to_string()).await;
     assert_eq!(
         next_event(&mut events).await,
         SignalEvent::Init { ids: vec![] }
     );
-    let pp = RawPeer::join(&server, &peer).await;
-    assert_eq!(
-        next_event(&mut events).await,
-        SignalEvent::Online { id: peer.clone() }
-    );
-
-    // All relayed to us (the server relays anything with `to`), all to be ignored.
-    pp.send_text(offer_json(&me, &me, "from myself"));
-    pp.send_text(json!({"event": "online", "id": me, "to": me}).to_string());
-    pp.send_text(offer_json("short-id", &me, "bad from"));
-    pp.send_text(json!({"event": "listen", "to": me}).to_string());
-    pp.send_text(json!({"event": "offer", "to": me, "from": peer, "data": 1}).to_string());
-    pp.send_text(format!(r#"{{"to":"{me}", "event": "offer""#));
+    // All to be ignored.
+    send(offer_json(&me, &me, "from myself")).await;
+    send(json!({"event": "online", "id": me, "to": me}).to_string()).await;
+    send(offer_json("short-id", &me, "bad from")).await;
+    send(json!({"event": "listen", "to": me}).to_string()).await;
+    send(json!({"event": "offer", "to": me, "from": peer, "data": 1}).to_string()).await;
+    send(format!(r#"{{"to":"{me}", "event": "offer""#)).await;
     // Then real ones: they must be the next events.
-    pp.send_text(json!({"event": "init", "ids": [me, peer, "bad"], "to": me}).to_string());
-    pp.send_text(offer_json(&peer, &me, "real"));
+    send(json!({"event": "init", "ids": [me, peer, "bad"], "to": me}).to_string()).await;
+    send(offer_json(&peer, &me, "real")).await;
     assert_eq!(
         next_event(&mut events).await,
         SignalEvent::Init {
@@ -712,7 +780,6 @@ async fn client_ignores_itself_and_junk() {
         client.send_offer(&peer, "late"),
         Err(SignalError::Closed)
     ));
-    server.stop().await;
 }
 
 #[tokio::test]
