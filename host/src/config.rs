@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::budget::{self, BudgetError, DEFAULT_MEMORY_BUDGET, Shares};
 use crate::signal::is_valid_peer_id;
 
 /// A configuration error: the variable and what is wrong with it.
@@ -79,6 +80,17 @@ pub struct RtcSettings {
     pub limits: PeerLimits,
 }
 
+impl RtcSettings {
+    /// What the peers the limits admit may hold at most: the memory budget reserves it.
+    pub fn reservation(&self) -> u64 {
+        let read_buffer = crate::rtc::RtcConfig::default().read_buffer as u64;
+        let channel = budget::per_channel(read_buffer, self.window as u64);
+        let peer = budget::PER_PEER
+            .saturating_add(channel.saturating_mul(self.limits.max_channels as u64));
+        peer.saturating_mul(self.limits.max_peers as u64)
+    }
+}
+
 /// How much strangers in the room may make the node hold (the defaults fit a 200 MB node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerLimits {
@@ -104,6 +116,33 @@ impl Default for PeerLimits {
             max_signal_message: 64 << 10,
         }
     }
+}
+
+/// A byte count: digits with an optional binary suffix (`K`, `M`, `G`, also as `KiB`, `MB`…).
+fn parse_bytes(var: &'static str, v: &str) -> Result<u64, ConfigError> {
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(digits);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => {
+            return Err(err(
+                var,
+                format!("{v:?} is not a byte count (like 134217728 or 128M)"),
+            ));
+        }
+    };
+    n.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| {
+            err(
+                var,
+                format!("{v:?} is not a byte count (like 134217728 or 128M)"),
+            )
+        })
 }
 
 /// A positive integer at most `max`.
@@ -137,8 +176,8 @@ pub struct Config {
     pub youtube_api_key: Option<String>,
     /// `CODE_PASS`: the two numbers that de-obfuscate video ids.
     pub code_pass: Option<(u64, u64)>,
-    /// `CACHE_BYTES`: byte budget of the segment cache (64 MiB by default).
-    pub cache_bytes: u64,
+    /// `MEMORY_BUDGET` carved up (`CACHE_BYTES`, if set, is the segment cache's share).
+    pub memory: Shares,
     /// `SEGMENT_TTL`: how long fetched segment bytes stay cached (seconds, 120 by default).
     pub segment_ttl: Duration,
     /// `ORIGIN_TIMEOUT`: limit of one info, caption, thumbnail or data-API request (seconds,
@@ -160,8 +199,6 @@ pub struct Config {
 
 /// Default in-flight window per DataChannel (WEBRTC-NOTES: best on one host).
 pub const DEFAULT_WINDOW: usize = 64 * 1024;
-/// Default segment cache budget.
-pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// Default limit of one origin request.
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for data of a streamed origin body.
@@ -256,6 +293,23 @@ impl Config {
                 .map(|v| parse_proxy(var, &v, get(user).zip(get(pass))))
                 .transpose()
         };
+        let memory = {
+            let total = match get("MEMORY_BUDGET") {
+                Some(v) => parse_bytes("MEMORY_BUDGET", &v)?,
+                None => DEFAULT_MEMORY_BUDGET,
+            };
+            let segments = get("CACHE_BYTES")
+                .map(|v| parse_bytes("CACHE_BYTES", &v))
+                .transpose()?;
+            let peers = rtc.as_ref().map_or(0, RtcSettings::reservation);
+            Shares::carve(total, peers, segments).map_err(|e| {
+                let var = match e {
+                    BudgetError::TooSmall { .. } => "MEMORY_BUDGET",
+                    BudgetError::SegmentsTooLarge { .. } => "CACHE_BYTES",
+                };
+                err(var, e.to_string())
+            })?
+        };
         Ok(Config {
             rtc,
             base_url: get("BASE_URL")
@@ -276,12 +330,7 @@ impl Config {
                 .unwrap_or_default(),
             youtube_api_key: get("YOUTUBE_API_KEY"),
             code_pass: get("CODE_PASS").map(|v| parse_code_pass(&v)).transpose()?,
-            cache_bytes: match get("CACHE_BYTES") {
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| err("CACHE_BYTES", format!("{v:?} is not a byte count")))?,
-                None => DEFAULT_CACHE_BYTES,
-            },
+            memory,
             segment_ttl: match get("SEGMENT_TTL") {
                 Some(v) => Duration::from_secs(
                     v.parse()
@@ -472,7 +521,8 @@ mod tests {
         let c = cfg(&[]).unwrap();
         assert!(c.rtc.is_none());
         assert!(c.base_url.is_none());
-        assert_eq!(c.cache_bytes, DEFAULT_CACHE_BYTES);
+        assert_eq!(c.memory.total, DEFAULT_MEMORY_BUDGET);
+        assert_eq!(c.memory.peers, 0);
         assert_eq!(c.youtube_api_url.as_str(), DEFAULT_YOUTUBE_API_URL);
         assert_eq!(c.youtube_image_url.as_str(), "https://i.ytimg.com/");
         assert_eq!(c.public_dir, PathBuf::from("./public"));
@@ -635,6 +685,9 @@ mod tests {
             ("UPSTREAM", "http://ok;bad"),
             ("CODE_PASS", "3"),
             ("CACHE_BYTES", "lots"),
+            ("CACHE_BYTES", "1G"),
+            ("MEMORY_BUDGET", "12M"),
+            ("MEMORY_BUDGET", "99999999999G"),
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k, "{v}");
         }

@@ -3,6 +3,7 @@
 //! The host owns sockets, WebRTC, signalling and caches; every media decision goes through
 //! the WebAssembly policy component in [`policy`].
 
+pub mod budget;
 pub mod config;
 pub mod http;
 pub mod media;

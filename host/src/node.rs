@@ -43,9 +43,27 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let streams = stream_client(config.video_proxy.as_ref(), config.stream_idle_timeout())
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
+    let m = config.memory;
+    tracing::info!(
+        budget = m.total,
+        peers = m.peers,
+        segments = m.segments,
+        in_flight = m.in_flight,
+        tables = m.tables,
+        ranges = m.ranges,
+        infos = m.infos,
+        documents = m.documents,
+        youtube = m.youtube,
+        "memory budget"
+    );
     let hub_config = HubConfig {
-        segment_bytes: config.cache_bytes,
+        segment_bytes: m.segments,
         segment_ttl: config.segment_ttl,
+        table_bytes: m.tables,
+        info_bytes: m.infos,
+        range_bytes: m.ranges,
+        youtube_bytes: m.youtube,
+        in_flight_bytes: m.in_flight,
         ..HubConfig::default()
     };
     let hub = Arc::new(MediaHub::new(

@@ -27,6 +27,11 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
+    // Build (or find fresh) the release node first: the time limit is for the bench itself.
+    if let Err(e) = videortc_tests::node::binary() {
+        eprintln!("rtc bench: cannot build the node: {e}");
+        return ExitCode::FAILURE;
+    }
     match rt.block_on(async { tokio::time::timeout(Duration::from_secs(600), run()).await }) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -138,6 +138,19 @@ pub struct Control {
     pub bodies: BodyStats,
     /// The last request headers seen, by path.
     pub headers: Mutex<HashMap<String, HeaderMap>>,
+    /// Serve every id starting with [`ALIAS_PREFIX`] as the test video (its own id in the
+    /// info): many distinct videos, hence distinct cache entries, with the same bytes.
+    pub aliases: AtomicBool,
+}
+
+/// See [`Control::aliases`].
+pub const ALIAS_PREFIX: &str = "alias";
+
+impl App {
+    /// Whether `vid` is served as the test video.
+    fn serves(&self, vid: &str) -> bool {
+        vid == VID || (vid.starts_with(ALIAS_PREFIX) && self.control.aliases.load(Ordering::SeqCst))
+    }
 }
 
 impl Control {
@@ -245,8 +258,8 @@ async fn gate_with(app: &App, key: String, headers: Option<&HeaderMap>) -> Optio
     fail.then(|| (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response())
 }
 
-/// The VideoInfo JSON of the test video.
-fn info_json(app: &App) -> Value {
+/// The VideoInfo JSON of the test video, as `vid`.
+fn info_json(app: &App, vid: &str) -> Value {
     let with_urls = app.control.with_urls.load(Ordering::SeqCst);
     let mut streams = serde_json::Map::new();
     for s in app.streams.iter() {
@@ -285,7 +298,7 @@ fn info_json(app: &App) -> Value {
             }
         })
         .collect();
-    json!({"id": VID, "title": TITLE, "duration": "6", "author": "ffmpeg",
+    json!({"id": vid, "title": TITLE, "duration": "6", "author": "ffmpeg",
         "captions": captions, "streams": streams})
 }
 
@@ -348,8 +361,8 @@ async fn info(
     let Some(vid) = file.strip_suffix(".json") else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if vid == VID {
-        return axum::Json(info_json(&app)).into_response();
+    if app.serves(vid) {
+        return axum::Json(info_json(&app, vid)).into_response();
     }
     let status = app
         .control
@@ -385,7 +398,7 @@ async fn range(
     }
     let stream = app.streams.iter().find(|s| s.itag == itag);
     let bounds = range.strip_suffix(".ts").and_then(parse_range);
-    match (vid == VID, stream, bounds) {
+    match (app.serves(&vid), stream, bounds) {
         (true, Some(s), Some((a, b))) => match slice(s, a, b) {
             Some(bytes) => send(&app, StatusCode::OK, bytes, HeaderMap::new()),
             None => StatusCode::RANGE_NOT_SATISFIABLE.into_response(),

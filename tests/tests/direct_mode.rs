@@ -337,7 +337,7 @@ async fn queries_and_resolves_in_direct_mode() {
             panic!("no send plan for {}", s.itag)
         };
         let seg = request(RequestKind::Resolve, VID, s.itag, last).segment;
-        let bytes = hub.segment_bytes(&seg, plan.range).await.unwrap();
+        let bytes = hub.segment_lease(&seg, plan.range).await.unwrap();
         let r = s.layout.segments[last as usize];
         assert_eq!(&bytes[..], &s.bytes[r.start as usize..=r.end as usize]);
     }

@@ -59,7 +59,11 @@ async fn find(hub: &MediaHub, s: &SegmentRef) -> Result<ByteRange, String> {
 /// The bytes the hub would send for a resolve of `s`.
 async fn segment(hub: &MediaHub, s: &SegmentRef) -> Result<Bytes, String> {
     let range = find(hub, s).await?;
-    hub.segment_bytes(s, range).await.map_err(|e| e.to_string())
+    let lease = hub
+        .segment_lease(s, range)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(lease.bytes().clone())
 }
 
 #[tokio::test]
@@ -104,7 +108,7 @@ async fn finds_exactly_the_segments_that_exist() {
     assert!(why.contains("not available from the origin"), "{why}");
     // one info request and one index request per stream, however many lookups
     assert_eq!(origin.control.hits(&format!("/{VID}.json")), 1);
-    assert_eq!(origin.control.hits_prefix(&format!("/{VID}/")), 4);
+    assert_eq!(origin.control.hits.prefix(&format!("/{VID}/")), 4);
 }
 
 #[tokio::test]
@@ -149,7 +153,7 @@ async fn direct_stream_urls_work_without_base_url() {
             .hits(&format!("/media/audio.webm?range={}-{}", r.start, r.end)),
         1
     );
-    assert_eq!(origin.control.hits_prefix(&format!("/{VID}/")), 0);
+    assert_eq!(origin.control.hits.prefix(&format!("/{VID}/")), 0);
 }
 
 #[tokio::test]
@@ -275,4 +279,68 @@ async fn info_fetches_are_bounded() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn small_ranges_never_evict_segments() {
+    // Room for the segment (about 50 KB) and little more: the ranges below would fill it.
+    let config = HubConfig {
+        segment_bytes: 64 << 10,
+        range_bytes: 16 << 10,
+        ..HubConfig::default()
+    };
+    let (origin, hub) = setup(config).await;
+    let s = seg(137, 1);
+    let want = segment(&hub, &s).await.unwrap();
+    let stream = hub.stream(VID, 137).await.unwrap();
+    // Hundreds of odd 300-byte ranges: they go to their own cache, which keeps to its
+    // budget...
+    for k in 0..300u64 {
+        let r = ByteRange {
+            start: k * 450 + 7,
+            end: k * 450 + 306,
+        };
+        assert_eq!(
+            hub.small_range(VID, 137, &stream, r).await.unwrap().len(),
+            300
+        );
+    }
+    hub.run_pending_tasks().await;
+    let summary = hub.summary();
+    assert!(summary.range_bytes <= 16 << 10, "{summary:?}");
+    // ...and the segment is still served from the cache: no second origin request.
+    let hits = origin.control.hits.prefix(&format!("/{VID}/137/"));
+    assert_eq!(segment(&hub, &s).await.unwrap(), want);
+    assert_eq!(origin.control.hits.prefix(&format!("/{VID}/137/")), hits);
+    assert!(hub.stats().range_misses.load(Ordering::Relaxed) >= 300);
+}
+
+#[tokio::test]
+async fn bytes_in_flight_keep_to_their_share() {
+    let s = seg(140, 0);
+    let range = find(&setup(HubConfig::default()).await.1, &s)
+        .await
+        .unwrap();
+    let kib = range.len().div_ceil(1024);
+    let config = HubConfig {
+        in_flight_bytes: (2 * kib + kib / 2) << 10,
+        in_flight_wait: Duration::from_millis(100),
+        ..HubConfig::default()
+    };
+    let (_origin, hub) = setup(config).await;
+    // Two leases fit; a third waits, then the node says it is busy.
+    let a = hub.segment_lease(&s, range).await.unwrap();
+    let b = hub.segment_lease(&s, range).await.unwrap();
+    assert_eq!(
+        hub.summary().in_flight_bytes,
+        2 * range.len().div_ceil(1024) * 1024
+    );
+    let e = hub.segment_lease(&s, range).await.unwrap_err();
+    assert!(e.to_string().contains("busy"), "{e}");
+    assert_eq!(hub.stats().in_flight_busy.load(Ordering::Relaxed), 1);
+    drop(a);
+    let c = hub.segment_lease(&s, range).await.unwrap();
+    assert_eq!(&*c, &*b);
+    drop((b, c));
+    assert_eq!(hub.summary().in_flight_bytes, 0);
 }

@@ -60,6 +60,7 @@ pub(super) async fn status(State(s): State<AppState>) -> impl IntoResponse {
             "generation": s.policy.generation(),
         },
         "cache": s.hub.summary(),
+        "memory": s.config.memory,
     }))
 }
 
@@ -152,6 +153,21 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             c(&m.segment_misses),
         ),
         (
+            "videortc_range_cache_hits_total",
+            "Small HTTP range lookups served from their cache.",
+            c(&m.range_hits),
+        ),
+        (
+            "videortc_range_cache_misses_total",
+            "Small HTTP range lookups that needed the origin.",
+            c(&m.range_misses),
+        ),
+        (
+            "videortc_in_flight_busy_total",
+            "Sends refused because the memory budget had no room for more bytes in flight.",
+            c(&m.in_flight_busy),
+        ),
+        (
             "videortc_origin_requests_total",
             "Requests sent to the origin.",
             c(&m.origin_requests),
@@ -184,6 +200,40 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "Byte budget of the segment cache.",
         summary.segment_budget,
     );
+    for (name, help, v) in [
+        (
+            "videortc_cache_info_bytes",
+            "Bytes held by the VideoInfo cache (JSON size).",
+            summary.info_bytes,
+        ),
+        (
+            "videortc_cache_table_bytes",
+            "Bytes held by the segment-table cache.",
+            summary.table_bytes,
+        ),
+        (
+            "videortc_cache_range_bytes",
+            "Bytes held by the small-range cache.",
+            summary.range_bytes,
+        ),
+        (
+            "videortc_in_flight_bytes",
+            "Segment bytes held by sends in progress.",
+            summary.in_flight_bytes,
+        ),
+        (
+            "videortc_memory_budget_bytes",
+            "MEMORY_BUDGET: what the caches, bytes in flight and peers may hold.",
+            s.config.memory.total,
+        ),
+        (
+            "videortc_memory_peers_reserved_bytes",
+            "The part of the budget reserved for peer connections.",
+            s.config.memory.peers,
+        ),
+    ] {
+        metric(&mut out, name, "gauge", help, v);
+    }
     metric(
         &mut out,
         "videortc_cache_videos",

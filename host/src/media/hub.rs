@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::info::{StreamItem, VideoInfo};
 use super::origin::{Origin, OriginError};
 use super::youtube::{YouTube, keep_for};
+use crate::budget::{Busy, Held, InFlight, Lease};
 use crate::policy::{
     ByteRange, IndexInput, Policy, Request, SegmentRef, SendPlan, TableArg, Verdict,
 };
@@ -55,6 +56,9 @@ pub enum MediaError {
     /// The policy runtime failed.
     #[error("policy: {0}")]
     Policy(String),
+    /// No room in the memory budget for more bytes in flight.
+    #[error(transparent)]
+    Busy(#[from] Busy),
 }
 
 /// Cache sizes and lifetimes.
@@ -78,6 +82,17 @@ pub struct HubConfig {
     /// Info requests to the origin at once; more wait. Bounds what peers asking for many
     /// unknown videos can make the origin do.
     pub max_info_fetches: usize,
+    /// Byte budget of the VideoInfo cache (weighed by their JSON size).
+    pub info_bytes: u64,
+    /// Byte budget of the cache of small HTTP ranges that are not a whole segment, kept
+    /// apart so that they never evict segments.
+    pub range_bytes: u64,
+    /// Byte budget of the YouTube response cache (direct mode).
+    pub youtube_bytes: u64,
+    /// Segment bytes that sends in progress (peers, HTTP clients) may hold at once.
+    pub in_flight_bytes: u64,
+    /// How long a send waits for room in flight before it gives up.
+    pub in_flight_wait: Duration,
 }
 
 impl Default for HubConfig {
@@ -86,11 +101,16 @@ impl Default for HubConfig {
             info_ttl: Duration::from_secs(3600),
             table_ttl: Duration::from_secs(3600),
             segment_ttl: Duration::from_secs(120),
-            segment_bytes: crate::config::DEFAULT_CACHE_BYTES,
+            segment_bytes: 64 << 20,
             failure_ttl: Duration::from_secs(5),
             table_bytes: 16 << 20,
             unknown_ttl: Duration::from_secs(60),
             max_info_fetches: 16,
+            info_bytes: 8 << 20,
+            range_bytes: 8 << 20,
+            youtube_bytes: 8 << 20,
+            in_flight_bytes: 32 << 20,
+            in_flight_wait: Duration::from_secs(10),
         }
     }
 }
@@ -112,6 +132,12 @@ pub struct MediaStats {
     pub segment_hits: AtomicU64,
     /// Segment byte lookups that went to the origin (or joined a fetch in flight).
     pub segment_misses: AtomicU64,
+    /// Small HTTP range lookups served from their cache.
+    pub range_hits: AtomicU64,
+    /// Small HTTP range lookups that went to the origin.
+    pub range_misses: AtomicU64,
+    /// Sends that gave up waiting for room in flight.
+    pub in_flight_busy: AtomicU64,
     /// Requests sent to the origin.
     pub origin_requests: AtomicU64,
     /// Origin requests that failed.
@@ -154,6 +180,8 @@ pub struct MediaHub {
     tables: Cache<TableKey, Arc<Table>>,
     table_failures: Cache<(TableKey, u64), MediaError>,
     segments: Cache<SegmentKey, Bytes>,
+    ranges: Cache<SegmentKey, Bytes>,
+    in_flight: InFlight,
     stats: MediaStats,
 }
 
@@ -189,6 +217,16 @@ pub struct CacheSummary {
     pub segment_bytes: u64,
     /// The segment cache's byte budget.
     pub segment_budget: u64,
+    /// Bytes held by the VideoInfo cache (as weighed).
+    pub info_bytes: u64,
+    /// Bytes held by the segment-table cache.
+    pub table_bytes: u64,
+    /// Bytes held by the small-range cache.
+    pub range_bytes: u64,
+    /// Segment bytes held by sends in progress.
+    pub in_flight_bytes: u64,
+    /// What sends in progress may hold.
+    pub in_flight_budget: u64,
 }
 
 /// Infos live for `info_ttl`, or in direct mode until a little before their URLs expire.
@@ -203,6 +241,12 @@ impl moka::Expiry<String, Arc<VideoInfo>> for InfoExpiry {
     ) -> Option<Duration> {
         Some(info.expires_in.map_or(self.0, keep_for))
     }
+}
+
+/// An info weighs its JSON size: what it holds is mostly strings (URLs, titles).
+fn info_weight(_: &String, info: &Arc<VideoInfo>) -> u32 {
+    let json = serde_json::to_vec(&**info).map_or(64 << 10, |v| v.len());
+    u32::try_from(json.saturating_add(256)).unwrap_or(u32::MAX)
 }
 
 fn weight(_: &SegmentKey, v: &Bytes) -> u32 {
@@ -229,13 +273,14 @@ impl MediaHub {
         let youtube = origin
             .base_url()
             .is_none()
-            .then(|| YouTube::new(origin.client().clone(), youtube_url));
+            .then(|| YouTube::new(origin.client().clone(), youtube_url, config.youtube_bytes));
         MediaHub {
             policy,
             origin,
             youtube,
             infos: Cache::builder()
-                .max_capacity(10_000)
+                .max_capacity(config.info_bytes)
+                .weigher(info_weight)
                 .expire_after(InfoExpiry(config.info_ttl))
                 .build(),
             failures: Cache::builder()
@@ -243,7 +288,7 @@ impl MediaHub {
                 .time_to_live(config.failure_ttl)
                 .build(),
             unknown: Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(20_000)
                 .time_to_live(config.unknown_ttl)
                 .build(),
             info_fetches: tokio::sync::Semaphore::new(config.max_info_fetches.max(1)),
@@ -261,6 +306,12 @@ impl MediaHub {
                 .weigher(weight)
                 .time_to_live(config.segment_ttl)
                 .build(),
+            ranges: Cache::builder()
+                .max_capacity(config.range_bytes)
+                .weigher(weight)
+                .time_to_live(config.segment_ttl)
+                .build(),
+            in_flight: InFlight::new(config.in_flight_bytes, config.in_flight_wait),
             stats: MediaStats::default(),
         }
     }
@@ -523,7 +574,8 @@ impl MediaHub {
         Ok(fresh)
     }
 
-    /// Bytes of a range of a stream, cached by range; one origin request for concurrent misses.
+    /// Bytes of a range of a stream (a segment, an init or index range), cached by range;
+    /// one origin request for concurrent misses.
     pub async fn bytes(
         &self,
         vid: &str,
@@ -541,6 +593,39 @@ impl MediaHub {
             .try_get_with(key, self.fetch(vid, itag, stream, range))
             .await
             .map_err(|e| (*e).clone())
+    }
+
+    /// Bytes of a small HTTP range that is not a whole segment: cached apart from segments,
+    /// so that clients asking for many odd ranges never evict what peers are being served.
+    pub async fn small_range(
+        &self,
+        vid: &str,
+        itag: u32,
+        stream: &StreamItem,
+        range: ByteRange,
+    ) -> Result<Bytes, MediaError> {
+        let key = (vid.to_owned(), itag, range.start, range.end);
+        if let Some(b) = self.segments.get(&key).await {
+            self.count(&self.stats.segment_hits);
+            return Ok(b);
+        }
+        if let Some(b) = self.ranges.get(&key).await {
+            self.count(&self.stats.range_hits);
+            return Ok(b);
+        }
+        self.count(&self.stats.range_misses);
+        self.ranges
+            .try_get_with(key, self.fetch(vid, itag, stream, range))
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    /// Room in flight for `len` bytes, waited for up to the configured wait.
+    pub async fn hold(&self, len: u64) -> Result<Held, MediaError> {
+        self.in_flight.hold(len).await.map_err(|e| {
+            self.count(&self.stats.in_flight_busy);
+            MediaError::Busy(e)
+        })
     }
 
     /// The policy's decision on a query or resolve: the video's info and the stream's
@@ -612,14 +697,17 @@ impl MediaHub {
         Some(Err(e))
     }
 
-    /// The bytes of `range` of a segment's stream, cached and coalesced.
-    pub async fn segment_bytes(
+    /// The bytes of `range` of a segment's stream, cached and coalesced, counted in flight
+    /// until the lease is dropped (room is taken before the bytes).
+    pub async fn segment_lease(
         &self,
         seg: &SegmentRef,
         range: ByteRange,
-    ) -> Result<Bytes, MediaError> {
+    ) -> Result<Lease, MediaError> {
+        let held = self.hold(range.len()).await?;
         let stream = self.stream(&seg.vid, seg.itag).await?;
-        self.bytes(&seg.vid, seg.itag, &stream, range).await
+        let bytes = self.bytes(&seg.vid, seg.itag, &stream, range).await?;
+        Ok(Lease::new(bytes, held))
     }
 
     /// Cached videos and their loaded tables.
@@ -643,6 +731,15 @@ impl MediaHub {
         out
     }
 
+    /// Lets the caches finish their pending evictions, so that [`MediaHub::summary`] is
+    /// exact (moka applies them lazily).
+    pub async fn run_pending_tasks(&self) {
+        self.infos.run_pending_tasks().await;
+        self.tables.run_pending_tasks().await;
+        self.segments.run_pending_tasks().await;
+        self.ranges.run_pending_tasks().await;
+    }
+
     /// Cache sizes.
     pub fn summary(&self) -> CacheSummary {
         CacheSummary {
@@ -651,6 +748,11 @@ impl MediaHub {
             segments: self.segments.entry_count(),
             segment_bytes: self.segments.weighted_size(),
             segment_budget: self.segments.policy().max_capacity().unwrap_or(0),
+            info_bytes: self.infos.weighted_size(),
+            table_bytes: self.tables.weighted_size(),
+            range_bytes: self.ranges.weighted_size(),
+            in_flight_bytes: self.in_flight.held(),
+            in_flight_budget: self.in_flight.capacity(),
         }
     }
 }

@@ -24,8 +24,6 @@ use crate::policy::{
 const MAX_STEPS: usize = 8;
 /// Largest response handed to the parser (a player script is about 3 MB).
 const MAX_RESPONSE: usize = 8 << 20;
-/// Byte budget of the cache of cacheable GETs.
-const CACHE_BYTES: u64 = 32 << 20;
 /// Longest a cacheable GET is kept, whatever the parser asks.
 const CACHE_MAX: Duration = Duration::from_secs(24 * 3600);
 
@@ -67,12 +65,13 @@ fn unix_now() -> u64 {
 
 impl YouTube {
     /// Requests go through `client` (`VIDEO_PROXY`, `ORIGIN_TIMEOUT`) to `base` (`YOUTUBE_URL`).
-    pub fn new(client: reqwest::Client, base: Url) -> Self {
+    /// Responses are cached up to `cache_bytes`.
+    pub fn new(client: reqwest::Client, base: Url, cache_bytes: u64) -> Self {
         YouTube {
             client,
             base,
             cache: Cache::builder()
-                .max_capacity(CACHE_BYTES)
+                .max_capacity(cache_bytes)
                 .weigher(|_: &String, v: &Cached| {
                     u32::try_from(v.body.len().saturating_add(64)).unwrap_or(u32::MAX)
                 })

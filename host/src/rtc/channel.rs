@@ -171,7 +171,8 @@ impl Channel {
                     Push::Duplicate => debug!(seg = %name, "resolve already queued"),
                     Push::Full => {
                         bump(&stats.overload_dropped);
-                        warn!(seg = %name, "send queue full; resolve ignored");
+                        debug!(seg = %name, "send queue full; resolve ignored");
+                        ctx.limits.note("queued resolves", &self.peer);
                     }
                 }
             }

@@ -1,9 +1,8 @@
 //! The node's concrete wiring: the media hub as the segment source, the peer manager as the
 //! HTTP API's view of the peers.
 
-use bytes::Bytes;
-
 use super::{PeerManager, SegmentSource};
+use crate::budget::Lease;
 use crate::http::PeerView;
 use crate::media::{Decision, MediaHub};
 use crate::policy::{ByteRange, Request, SegmentRef};
@@ -13,8 +12,8 @@ impl SegmentSource for MediaHub {
         MediaHub::decide(self, request).await
     }
 
-    async fn fetch(&self, seg: &SegmentRef, range: ByteRange) -> Result<Bytes, String> {
-        self.segment_bytes(seg, range)
+    async fn fetch(&self, seg: &SegmentRef, range: ByteRange) -> Result<Lease, String> {
+        self.segment_lease(seg, range)
             .await
             .map_err(|e| e.to_string())
     }

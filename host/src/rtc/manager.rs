@@ -252,8 +252,9 @@ impl<S: SegmentSource> Inner<S> {
         }
     }
 
-    /// Whether a peer `id` may be created: there is room, or it replaces itself, or the peer
-    /// idle longest gives way (and is dropped here).
+    /// Whether a peer `id` may be created: there is room, or it replaces itself, or an idle
+    /// peer gives way (and is dropped here): one that never connected first, then the one
+    /// idle longest.
     fn admit(&self, id: &str) -> bool {
         let victim = {
             let slots = self.slots();
@@ -262,11 +263,16 @@ impl<S: SegmentSource> Inner<S> {
             }
             let idle_after =
                 u64::try_from(self.ctx.config.idle_after.as_millis()).unwrap_or(u64::MAX);
+            // A peer that never connected serves nobody: it goes before a connected one.
             slots
                 .values()
-                .map(|s| (s.peer.idle_ms(), s.peer.id.clone(), s.peer.generation))
-                .filter(|(idle, ..)| *idle >= idle_after)
-                .max_by_key(|(idle, ..)| *idle)
+                .map(|s| {
+                    let p = &s.peer;
+                    (!p.is_connected(), p.idle_ms(), p.id.clone(), p.generation)
+                })
+                .filter(|(_, idle, ..)| *idle >= idle_after)
+                .max_by_key(|(unconnected, idle, ..)| (*unconnected, *idle))
+                .map(|(_, idle, id, generation)| (idle, id, generation))
         };
         match victim {
             Some((idle_ms, victim, generation)) => {

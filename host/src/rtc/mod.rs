@@ -46,12 +46,13 @@ use crate::signal::{SignalClient, SignalError};
 pub trait SegmentSource: Send + Sync + 'static {
     /// The policy's decision on a query or resolve (loading info and index as it asks).
     fn decide(&self, request: &Request) -> impl Future<Output = Decision> + Send;
-    /// Bytes `range` of the segment's stream (cached and coalesced by the implementation).
+    /// Bytes `range` of the segment's stream (cached and coalesced by the implementation),
+    /// counted in the memory budget's bytes in flight until the lease is dropped.
     fn fetch(
         &self,
         seg: &SegmentRef,
         range: ByteRange,
-    ) -> impl Future<Output = Result<bytes::Bytes, String>> + Send;
+    ) -> impl Future<Output = Result<crate::budget::Lease, String>> + Send;
 }
 
 /// Errors of the WebRTC side.

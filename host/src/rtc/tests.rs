@@ -16,6 +16,7 @@ use tokio::time::{Instant, timeout};
 
 use super::test_peer::{Browser, Incoming};
 use super::*;
+use crate::budget::Lease;
 use crate::media::Decision;
 use crate::policy::{PolicyConfig, StreamMeta, TableArg, Verdict};
 use crate::signal::{self, ClientConfig, SignalEvent};
@@ -116,12 +117,13 @@ impl SegmentSource for FakeSource {
         }
     }
 
-    async fn fetch(&self, s: &SegmentRef, range: ByteRange) -> Result<Bytes, String> {
+    async fn fetch(&self, s: &SegmentRef, range: ByteRange) -> Result<Lease, String> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let k = self.table.iter().position(|r| *r == range);
         k.and_then(|k| self.segments.get(&(k as u32)))
             .filter(|_| s.vid == VID && s.itag == ITAG)
             .cloned()
+            .map(Lease::unaccounted)
             .ok_or_else(|| "no such segment".to_owned())
     }
 }
@@ -743,6 +745,39 @@ async fn a_peer_may_open_only_so_many_channels() {
     // The first channel still serves.
     browser.send_text(&resolve(0)).await;
     receive_segment(&mut browser, 0).await;
+    browser.close().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_queues_only_so_many_resolves() {
+    let server = server().await;
+    let config = RtcConfig {
+        max_queue: 8,
+        ..test_config()
+    };
+    let node = Node::start(&server, config).await;
+    let mut browser = connect(&server, &node, 1).await;
+    // The 10 MB segment keeps the sender busy while 10,000 more resolves arrive.
+    browser.send_text(&resolve(3)).await;
+    assert_eq!(next_chunk(&mut browser, SHORT).await.unwrap().index, 3);
+    for index in 100..10_100 {
+        browser.send_text(&resolve(index)).await;
+    }
+    node.wait_stats("resolves over the queue dropped", |s| {
+        s.resolves >= 10_001 && s.overload_dropped >= 10_000 - 8 - 1
+    })
+    .await;
+    let snap = node.manager.snapshot();
+    let queued = snap.peers[0].channels[0].queued.len();
+    assert!(queued <= 8, "{queued} resolves queued");
+    // The channel still serves once the flood is cancelled.
+    browser
+        .send_text(r#"{"event":"quit","data":{"id":"","index":0}}"#)
+        .await;
+    drain_chunks(&mut browser).await;
+    browser.send_text(&resolve(1)).await;
+    receive_segment(&mut browser, 1).await;
     browser.close().await;
     node.stop().await;
 }

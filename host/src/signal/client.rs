@@ -63,8 +63,10 @@ pub struct ClientConfig {
     pub stable_after: Duration,
     /// Capacity of the outgoing queue and of the event channel. Default 256.
     pub queue_capacity: usize,
-    /// Largest incoming message (and frame) in bytes; a larger one ends the connection (it
-    /// is then re-made). Default 64 KiB: SDP and candidates are a few KiB.
+    /// Largest incoming message in bytes; larger ones are dropped unread. Default 64 KiB:
+    /// SDP and candidates are a few KiB. The socket itself reads messages up to
+    /// [`TRANSPORT_MAX`] (or this, if larger); only a message past that ends the connection
+    /// (it is then re-made), so a stranger's big message costs no reconnect.
     pub max_message_size: usize,
 }
 
@@ -166,6 +168,7 @@ impl SignalClient {
             timing: Timing::from(&config),
             url,
             max_message_size: config.max_message_size.max(1024),
+            junk: Sparse::default(),
             id: id.clone(),
             outgoing: out_rx,
             events: event_tx,
@@ -258,10 +261,41 @@ impl From<&ClientConfig> for Timing {
     }
 }
 
+/// The largest message the socket reads at all (see [`ClientConfig::max_message_size`]).
+pub const TRANSPORT_MAX: usize = 1 << 20;
+
+/// Ignored signalling messages, logged at most once per [`Sparse::EVERY`] with how many
+/// more there were, so that a flood of junk costs no log flood.
+#[derive(Debug, Default)]
+struct Sparse {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Sparse {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, why: impl std::fmt::Display) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            self.suppressed += 1;
+            debug!(%why, "signalling message ignored");
+            return;
+        }
+        warn!(%why, more = self.suppressed, "signalling message ignored");
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
 struct Worker {
     timing: Timing,
     url: String,
     max_message_size: usize,
+    junk: Sparse,
     id: Arc<str>,
     outgoing: mpsc::Receiver<String>,
     events: mpsc::Sender<SignalEvent>,
@@ -274,7 +308,7 @@ impl Worker {
         let mut backoff = timing.backoff_min;
         loop {
             let url = self.url.clone();
-            let max = self.max_message_size;
+            let max = self.max_message_size.max(TRANSPORT_MAX);
             let dial = async move { timeout(timing.connect_timeout, connect(url, max)).await };
             let Some(dialled) = self.while_offline(dial).await else {
                 break;
@@ -376,6 +410,14 @@ impl Worker {
                     break (ControlFlow::Continue(()), false);
                 }
                 Step::Frame(Some(Ok(WsMessage::Text(text)))) => {
+                    if text.len() > self.max_message_size {
+                        self.junk.note(format_args!(
+                            "a message of {} bytes (the limit is {})",
+                            text.len(),
+                            self.max_message_size
+                        ));
+                        continue;
+                    }
                     if let Some(event) = self.decode(&text)
                         && self.emit(event).await.is_break()
                     {
@@ -419,11 +461,11 @@ impl Worker {
     }
 
     /// Turns a text frame into an event, or `None` (logged) for what we ignore.
-    fn decode(&self, text: &str) -> Option<SignalEvent> {
+    fn decode(&mut self, text: &str) -> Option<SignalEvent> {
         let message = match Message::parse(text) {
             Ok(message) => message,
             Err(err) => {
-                warn!(%err, "signalling message ignored");
+                self.junk.note(err);
                 return None;
             }
         };

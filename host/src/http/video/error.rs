@@ -114,6 +114,7 @@ fn media_status(e: &MediaError) -> StatusCode {
         MediaError::NoStream { .. } | MediaError::Unindexable { .. } => StatusCode::NOT_FOUND,
         MediaError::Index { .. } => StatusCode::BAD_GATEWAY,
         MediaError::Policy(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        MediaError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

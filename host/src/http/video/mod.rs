@@ -43,8 +43,6 @@ const CACHE_MEDIA: &str = "public, max-age=864000";
 const DENIED_TTL: Duration = Duration::from_secs(3600);
 /// How long data-API answers and captions stay cached (videoproxy: a day).
 const DOCUMENT_TTL: Duration = Duration::from_secs(86_400);
-/// Byte budget of the data-API and caption caches.
-const DOCUMENT_BYTES: u64 = 32 << 20;
 /// Largest data-API answer or caption track accepted.
 const MAX_DOCUMENT: usize = 8 << 20;
 
@@ -123,11 +121,11 @@ impl VideoApi {
                 .time_to_live(DENIED_TTL)
                 .build(),
             documents: Cache::builder()
-                .max_capacity(DOCUMENT_BYTES)
+                .max_capacity(config.memory.documents)
                 .weigher(document_weight)
                 .time_to_live(DOCUMENT_TTL)
                 .build(),
-            cache_unit_max: (config.cache_bytes / 4).min(16 << 20),
+            cache_unit_max: (config.memory.segments / 4).min(16 << 20),
         })
     }
 

@@ -21,6 +21,7 @@ use futures_util::stream::{BoxStream, Stream, StreamExt};
 
 use super::range::{self, RangeRequest};
 use super::{CACHE_MEDIA, Ctx, VideoError, relay, stream_metas};
+use crate::budget::Lease;
 use crate::http::Shared;
 use crate::media::{MediaHub, StreamItem};
 use crate::policy::{ByteRange, Purpose};
@@ -245,8 +246,11 @@ fn content_disposition(title: &str, vid: &str, ext: &str) -> HeaderValue {
 /// Where the bytes of a range come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
-    /// This cache unit, from the hub's byte cache; the range is a slice of it.
-    Cached(ByteRange),
+    /// This cache unit (init, index or segment), from the hub's byte cache; the range is a
+    /// slice of it.
+    Unit(ByteRange),
+    /// A small range, cached as it is apart from the units.
+    Small(ByteRange),
     /// Streamed from the origin.
     Origin,
 }
@@ -285,10 +289,10 @@ async fn source(
         .iter()
         .find(|u| u.start <= r.start && r.end <= u.end && u.len() <= limit)
     {
-        return Source::Cached(*unit);
+        return Source::Unit(*unit);
     }
     if r.len() <= SMALL_RANGE.min(limit) {
-        return Source::Cached(r);
+        return Source::Small(r);
     }
     Source::Origin
 }
@@ -303,8 +307,13 @@ async fn body(
     ranged: bool,
 ) -> Result<Body, VideoError> {
     match source(s, vid, itag, item, r, ranged).await {
-        Source::Cached(unit) => {
-            let bytes = s.hub.bytes(vid, itag, item, unit).await?;
+        source @ (Source::Unit(unit) | Source::Small(unit)) => {
+            // The body keeps the whole unit alive until it is sent: that counts in flight.
+            let held = s.hub.hold(unit.len()).await?;
+            let bytes = match source {
+                Source::Unit(_) => s.hub.bytes(vid, itag, item, unit).await?,
+                _ => s.hub.small_range(vid, itag, item, unit).await?,
+            };
             let from = usize::try_from(r.start - unit.start).unwrap_or(usize::MAX);
             let to = from.saturating_add(usize::try_from(r.len()).unwrap_or(usize::MAX));
             if to > bytes.len() {
@@ -315,7 +324,10 @@ async fn body(
                     bytes.len()
                 )));
             }
-            Ok(Body::from(bytes.slice(from..to)))
+            Ok(Body::from_stream(Leased {
+                bytes: bytes.slice(from..to),
+                _lease: Lease::new(bytes, held),
+            }))
         }
         Source::Origin => {
             let resp = s.hub.open_range(vid, itag, item, r).await?;
@@ -326,6 +338,29 @@ async fn body(
                 failed: false,
             }))
         }
+    }
+}
+
+/// Cached bytes handed out in pieces of [`PIECE`], holding their room in flight until the
+/// last piece is taken: the server takes the next piece only when the client has taken the
+/// last, so a slow client holds the lease, not a copy the budget does not see.
+struct Leased {
+    bytes: Bytes,
+    _lease: Lease,
+}
+
+/// The piece size of a [`Leased`] body.
+const PIECE: usize = 64 << 10;
+
+impl Stream for Leased {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.bytes.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.bytes.len().min(PIECE);
+        Poll::Ready(Some(Ok(self.bytes.split_to(n))))
     }
 }
 

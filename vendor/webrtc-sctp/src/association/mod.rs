@@ -62,7 +62,10 @@ pub(crate) const RECEIVE_MTU: usize = 8192;
 // fragmentation surviving the path (#806).
 pub(crate) const INITIAL_MTU: u32 = 1191;
 /// initial MTU for outgoing packets (to DTLS)
-pub(crate) const INITIAL_RECV_BUF_SIZE: u32 = 1024 * 1024;
+// videortc: 128 KiB instead of 1 MiB. The node only receives small JSON messages, and
+// this is what a peer sending a message it never completes can make an association hold,
+// which the node's memory budget reserves per peer.
+pub(crate) const INITIAL_RECV_BUF_SIZE: u32 = 128 * 1024;
 pub(crate) const COMMON_HEADER_SIZE: u32 = 12;
 pub(crate) const DATA_CHUNK_HEADER_SIZE: u32 = 16;
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u32 = 65536;
