@@ -680,14 +680,23 @@ async fn policy_swap_while_sending() {
     .await;
 }
 
-/// SIGTERM: the node closes its peers' connections (the browser sees its channel close),
-/// leaves signalling and exits 0.
+/// SIGTERM during 8 active sends: the node closes its peers' connections (every browser sees
+/// its channel close), leaves signalling and exits 0 within the deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_peers_and_exits_0() {
-    serial(Duration::from_secs(90), async {
-        let mut m = mesh_with_node(false).await;
-        let peer = m.connected_peer().await.unwrap();
-        resolve_exact(&peer, &m.origin, 140, 0).await;
+    serial(Duration::from_secs(150), async {
+        let mut m = mesh_with_node(true).await;
+        let peers = eight_peers(&mut m).await;
+        resolve_exact(&peers[0], &m.origin, 140, 0).await;
+        // Every peer has a 5 MB segment on the wire when the signal comes.
+        for (k, p) in peers.iter().enumerate() {
+            p.start_resolve(&sid(BIG_ITAG), (k % 2) as u32)
+                .await
+                .unwrap();
+        }
+        for (k, p) in peers.iter().enumerate() {
+            wait_progress(p, &sid(BIG_ITAG), (k % 2) as u32, 1).await;
+        }
         let pid = m.node_pid().unwrap();
         let ok = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -701,20 +710,23 @@ async fn sigterm_closes_peers_and_exits_0() {
             .unwrap();
         assert!(status.success(), "{status:?}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let stats = peer.stats().await.unwrap();
-            let dc = at(&stats, "/link/dc")
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            if dc != "open" {
-                break;
+        for p in &peers {
+            loop {
+                let stats = p.stats().await.unwrap();
+                let dc = at(&stats, "/link/dc")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if dc != "open" {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{}: the channel stayed open: {stats}",
+                    p.me
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the browser's channel stayed open: {stats}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
