@@ -24,6 +24,7 @@ run *args: setup
 bench: (setup "--test")
     cargo bench -p videortc --bench policy
     cargo bench -p videortc-tests --bench http
+    cargo bench -p videortc-tests --bench reload
     cargo bench -p videortc-tests --bench rtc
 
 # Clippy with warnings as errors, and the format check.
