@@ -86,9 +86,14 @@ pub struct Node {
 
 impl Node {
     /// Starts `videortc -h 127.0.0.1 -p PORT [args]` with exactly `env` (plus PATH/HOME and
-    /// RUST_LOG), waits until its HTTP port answers.
+    /// RUST_LOG), waits until its HTTP port answers. `VIDEORTC_NODE`, if set, is run instead
+    /// of the built binary (`scripts/docker-image.sh` points it at a wrapper that runs the
+    /// node in its Docker image).
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Result<Node, String> {
-        let bin = binary()?;
+        let bin = match std::env::var_os("VIDEORTC_NODE") {
+            Some(path) => PathBuf::from(path),
+            None => binary()?,
+        };
         let port = free_port()?;
         let mut cmd = Command::new(bin);
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])

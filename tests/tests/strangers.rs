@@ -25,8 +25,6 @@ use videortc_tests::mesh::{Mesh, WebPeer, chunk_count, peer_id, rss_kib};
 use videortc_tests::origin::{ALIAS_PREFIX, TestOrigin, fixture_streams};
 
 const JOIN: Duration = Duration::from_secs(20);
-const BUDGET_MIB: u64 = 40;
-const MAX_PEERS: usize = 16;
 
 /// An SDP offer as Chromium makes it (one data channel, no candidates yet).
 const OFFER_JS: &str = "(async () => { const pc = new RTCPeerConnection(); \
@@ -108,20 +106,24 @@ async fn strangers_cannot_exhaust_hijack_or_stall_the_node() {
 async fn strangers() {
     let mut m = Mesh::new(fixture_streams().unwrap()).await.unwrap();
     m.origin.control.aliases.store(true, Ordering::SeqCst);
-    let budget = format!("{BUDGET_MIB}M");
-    let max_peers = MAX_PEERS.to_string();
-    m.start_node(&[
+    // A small budget and few peers; `STRANGERS_DEFAULTS=1` runs the node's defaults (144 MiB,
+    // 64 peers), as `scripts/docker-image.sh` does in a 200 MB container.
+    let defaults = std::env::var_os("STRANGERS_DEFAULTS").is_some();
+    let (budget_mib, max_peers): (u64, usize) = if defaults { (144, 64) } else { (40, 16) };
+    let (budget, peers_limit) = (format!("{budget_mib}M"), max_peers.to_string());
+    let limits = [
         ("MEMORY_BUDGET", budget.as_str()),
-        ("MAX_PEERS", max_peers.as_str()),
-    ])
-    .await
-    .unwrap();
+        ("MAX_PEERS", peers_limit.as_str()),
+    ];
+    m.start_node(if defaults { &[] } else { &limits })
+        .await
+        .unwrap();
     m.signal.wait_joined(&m.node_id, JOIN).await.unwrap();
     let node = m.node_url().unwrap();
     let pid = m.node_pid().unwrap();
     let peer = m.connected_peer().await.unwrap();
     resolve_exact(&peer, &m.origin, "aliasVid0000", 137, 0).await;
-    let (idle_kib, _) = rss_kib(pid).unwrap();
+    let (idle_kib, _) = rss_kib(pid).unwrap_or_default();
     let before = peers(&node).await;
     let browser_age = at(peer_entry(&before, &peer.me).unwrap(), "/age_secs")
         .as_u64()
@@ -143,14 +145,14 @@ async fn strangers() {
         }
     }))
     .await;
-    // The node answers HTTP at once, holds at most MAX_PEERS, and the browser is still
+    // The node answers HTTP at once, holds at most `MAX_PEERS`, and the browser is still
     // its peer, the same connection, served byte-exact.
     let status = reqwest::get(format!("{node}/status")).await.unwrap();
     assert!(status.status().is_success());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let flooded = peers(&node).await;
     let held = at(&flooded, "/peers").as_array().unwrap().len();
-    assert!(held <= MAX_PEERS, "{held} peers: {flooded}");
+    assert!(held <= max_peers, "{held} peers: {flooded}");
     let refused = at(&flooded, "/stats/peers_refused").as_u64().unwrap();
     assert!(refused > 0, "nobody was refused: {flooded}");
     let entry = peer_entry(&flooded, &peer.me).expect("the browser peer was dropped");
@@ -261,6 +263,15 @@ async fn strangers() {
     };
     tokio::join!(http, browser);
 
+    if std::env::var_os("VIDEORTC_NODE").is_some() {
+        // Another node command (the Docker image): its memory is measured by whoever runs it.
+        eprintln!(
+            "strangers: {count} segments, {} MB served",
+            volume / 1_000_000
+        );
+        drop(sink);
+        return;
+    }
     // Memory: the node grew by no more than its budget.
     let (now_kib, peak_kib) = rss_kib(pid).unwrap();
     let grown_mib = peak_kib.saturating_sub(idle_kib) / 1024;
@@ -272,21 +283,21 @@ async fn strangers() {
         .unwrap();
     eprintln!(
         "strangers: {count} segments, {} MB; RSS idle {} MiB, peak {} MiB, now {} MiB (grew \
-         {grown_mib} MiB, budget {BUDGET_MIB} MiB)",
+         {grown_mib} MiB, budget {budget_mib} MiB)",
         volume / 1_000_000,
         idle_kib / 1024,
         peak_kib / 1024,
         now_kib / 1024
     );
     assert!(
-        grown_mib <= BUDGET_MIB,
-        "RSS grew by {grown_mib} MiB, over the {BUDGET_MIB} MiB budget\n{metrics}"
+        grown_mib <= budget_mib,
+        "RSS grew by {grown_mib} MiB, over the {budget_mib} MiB budget\n{metrics}"
     );
     let segments_held = metrics
         .lines()
         .find_map(|l| l.strip_prefix("videortc_cache_segment_bytes "))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap();
-    assert!(segments_held <= BUDGET_MIB << 20, "{segments_held}");
+    assert!(segments_held <= budget_mib << 20, "{segments_held}");
     drop(sink);
 }
