@@ -1,7 +1,9 @@
-//! Builds the test-only `chaos` policy component (the guest with `--features chaos`) into
-//! `$OUT_DIR/chaos.component.wasm` (and its core module, `chaos.core.wasm`), for the policy
-//! runtime tests to `include_bytes!`. Same build as the host's default policy
-//! (`host/build_guest.rs`), in its own target directory.
+//! Builds the test-only policy components for the tests to `include_bytes!`: `chaos` (the
+//! guest with `--features chaos`: misbehaviour on magic messages, no YouTube parser) into
+//! `$OUT_DIR/chaos.component.wasm` (and its core module, `chaos.core.wasm`), and `alt-client`
+//! (the default policy with another YouTube client version) into
+//! `$OUT_DIR/alt-client.component.wasm`. Same build as the host's default policy
+//! (`host/build_guest.rs`), each in its own target directory.
 
 use std::env;
 use std::error::Error;
@@ -20,5 +22,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         features: &["chaos"],
     };
     guest.rerun_if_changed();
-    guest.build(&out_dir, "chaos")
+    guest.build(&out_dir, "chaos")?;
+    let alt = build_guest::GuestBuild {
+        root: &root,
+        target_subdir: "guest-wasm-alt-client",
+        features: &["alt-client"],
+    };
+    alt.build(&out_dir, "alt-client")
 }

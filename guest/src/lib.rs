@@ -41,6 +41,8 @@ pub fn describe() -> Description {
     let name = format!("videortc-guest {}", env!("CARGO_PKG_VERSION"));
     #[cfg(feature = "chaos")]
     let name = format!("{name} {}", chaos::TAG);
+    #[cfg(feature = "alt-client")]
+    let name = format!("{name} +alt-client");
     // The optional interfaces this build exports (the chaos build leaves the parser out).
     let features = if cfg!(feature = "chaos") {
         Vec::new()

@@ -46,6 +46,8 @@ pub struct YtControl {
     pub generation: AtomicU64,
     /// Seconds until the URLs expire (`expiresInSeconds` and `&expire=`).
     pub expires_in: AtomicU64,
+    /// Every answer waits this many milliseconds first (a slow YouTube).
+    pub delay_ms: AtomicU64,
 }
 
 /// The recorded fixtures of the guest's YouTube tests.
@@ -97,6 +99,7 @@ impl YouTubeStandIn {
             .route("/youtubei/v1/player", post(player))
             .route("/watch", get(watch))
             .route("/s/player/{id}/{*rest}", get(script))
+            .layer(axum::middleware::from_fn_with_state(app.clone(), slow))
             .with_state(app);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -122,6 +125,19 @@ impl YouTubeStandIn {
     pub fn last_headers(&self, label: &str) -> Option<HeaderMap> {
         self.control.headers.lock().ok()?.get(label).cloned()
     }
+}
+
+/// Delays every answer by [`YtControl::delay_ms`].
+async fn slow(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let delay = app.control.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    next.run(request).await
 }
 
 fn record(app: &App, key: &str, label: &str, headers: &HeaderMap) {

@@ -348,3 +348,87 @@ async fn queries_and_resolves_in_direct_mode() {
     assert!(matches!(silent, Decision::Silent(_)), "{silent:?}");
     assert_eq!(yt.player_hits(VID), 1);
 }
+
+/// YouTube down: 502; YouTube slower than `ORIGIN_TIMEOUT`: 504 saying it timed out; once it
+/// answers again (and the failure is forgotten, 5 s) the video parses.
+#[tokio::test]
+async fn a_youtube_that_is_down_or_slow_is_a_bad_or_timed_out_gateway() {
+    let port = videortc_tests::node::free_port().unwrap();
+    let nowhere = format!("http://127.0.0.1:{port}");
+    let node = Node::start(&[], &[("YOUTUBE_URL", nowhere.as_str())])
+        .await
+        .unwrap();
+    let got = get(&format!("{}/video/{VID}.json", node.url()), &[]).await;
+    assert_eq!(got.status, 502, "{}", got.text());
+    drop(node);
+
+    let d = direct(&[("ORIGIN_TIMEOUT", "1")]).await;
+    d.yt.control.delay_ms.store(2500, Ordering::SeqCst);
+    let got = get(&d.url(&format!("/video/{VID}.json")), &[]).await;
+    assert_eq!(got.status, 504, "{}", got.text());
+    assert!(got.text().contains("timed out"), "{}", got.text());
+    d.yt.control.delay_ms.store(0, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = get(&d.url(&format!("/video/{VID}.json")), &[]).await;
+        if got.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", got.text());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+static ALT_CLIENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/alt-client.component.wasm"));
+
+/// A parser change ships as a policy component: swapping in one with another client version
+/// into the running node changes the requests YouTube sees, with no node change.
+#[tokio::test]
+async fn a_parser_change_ships_as_a_new_component() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("direct-alt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.wasm");
+    std::fs::write(&file, videortc::policy::DEFAULT_COMPONENT).unwrap();
+    let path = file.display().to_string();
+    let d = direct(&[("POLICY", path.as_str())]).await;
+    let version = |d: &Direct| {
+        let h = d.yt.last_headers("player").unwrap();
+        h.get("x-youtube-client-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let got = get(&d.url(&format!("/video/{VID}.json")), &[]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(version(&d), "1.02");
+
+    let staged = dir.join("policy.wasm.new");
+    std::fs::write(&staged, ALT_CLIENT).unwrap();
+    std::fs::rename(&staged, &file).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: Value =
+            serde_json::from_str(&get(&d.url("/status"), &[]).await.text()).unwrap();
+        let describe = status["policy"]["describe"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if describe.ends_with("+alt-client") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never swapped: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The next video is parsed by the new component.
+    d.scenario(
+        "otherVideo01",
+        Scenario::Status("UNPLAYABLE".into(), "Not here".into()),
+    );
+    let got = get(&d.url("/video/otherVideo01.json"), &[]).await;
+    assert_eq!(got.status, 403, "{}", got.text());
+    assert_eq!(version(&d), "1.03");
+}

@@ -7,7 +7,11 @@ use super::{Method, Request};
 const VISIONOS_NAME: &str = "VISIONOS";
 /// Its numeric id, for `X-YouTube-Client-Name`.
 const VISIONOS_ID: &str = "101";
+#[cfg(not(feature = "alt-client"))]
 const VISIONOS_VERSION: &str = "1.02";
+/// The test-only `alt-client` build: what a parser update that moves the client on looks like.
+#[cfg(feature = "alt-client")]
+const VISIONOS_VERSION: &str = "1.03";
 const VISIONOS_DEVICE_MAKE: &str = "Apple";
 const VISIONOS_DEVICE_MODEL: &str = "RealityDevice17,1";
 const VISIONOS_OS_NAME: &str = "visionOS";

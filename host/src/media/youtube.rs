@@ -16,8 +16,8 @@ use url::Url;
 use super::info::{Caption, RangeItem, StreamItem, VideoInfo};
 use super::origin::{OriginError, error_chain, redact};
 use crate::policy::{
-    ByteRange, LogLevel, Policy, PolicyError, YtHttpRequest, YtHttpResponse, YtJob, YtMethod,
-    YtStep, YtVideoInfo,
+    ByteRange, LogLevel, Policy, PolicyError, YoutubeError, YtHttpRequest, YtHttpResponse, YtJob,
+    YtMethod, YtStep, YtVideoInfo,
 };
 
 /// Most requests one parse may make (visitor id, player, watch page, player script, …).
@@ -63,6 +63,32 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A request of the parser's that got no response: the words the parser is given, and
+/// whether it timed out (then the node answers 504, not 502).
+#[derive(Debug, Clone)]
+struct NoResponse {
+    text: String,
+    timed_out: bool,
+}
+
+impl From<String> for NoResponse {
+    fn from(text: String) -> Self {
+        NoResponse {
+            text,
+            timed_out: false,
+        }
+    }
+}
+
+impl NoResponse {
+    fn transport(e: reqwest::Error) -> Self {
+        NoResponse {
+            text: error_chain(&e),
+            timed_out: e.is_timeout(),
+        }
+    }
+}
+
 impl YouTube {
     /// Requests go through `client` (`VIDEO_PROXY`, `ORIGIN_TIMEOUT`) to `base` (`YOUTUBE_URL`).
     /// Responses are cached up to `cache_bytes`.
@@ -94,15 +120,31 @@ impl YouTube {
             now_unix: unix_now(),
         };
         let mut step = policy.youtube_start(&job).await.map_err(unavailable)?;
+        // The last request that timed out: a parse that fails on it is a gateway timeout.
+        let mut timed_out: Option<String> = None;
         for _ in 0..MAX_STEPS {
             match step {
                 YtStep::Done(info) => return Ok(self.convert(policy, info)),
+                YtStep::Failed(YoutubeError::Http(_)) if timed_out.is_some() => {
+                    let url = timed_out.unwrap_or_default();
+                    return Err(OriginError::Timeout { url });
+                }
                 YtStep::Failed(e) => return Err(OriginError::YouTube(e)),
                 YtStep::Fetch(f) => {
-                    let response = self.execute(&f.request).await;
-                    if let Err(e) = &response {
-                        tracing::debug!(label = %f.request.label, error = %e, "YouTube request failed");
-                    }
+                    let response = match self.execute(&f.request).await {
+                        Ok(r) => {
+                            timed_out = None;
+                            Ok(r)
+                        }
+                        Err(e) => {
+                            tracing::debug!(label = %f.request.label, error = %e.text, "YouTube request failed");
+                            timed_out = e.timed_out.then(|| {
+                                Url::parse(&f.request.url)
+                                    .map_or_else(|_| f.request.label.clone(), |u| redact(&u))
+                            });
+                            Err(e.text)
+                        }
+                    };
                     step = policy
                         .youtube_resume(&f.state, &response)
                         .await
@@ -115,14 +157,14 @@ impl YouTube {
         )))
     }
 
-    /// Makes one request of the parser's; `Err` is a transport failure, in words.
-    async fn execute(&self, r: &YtHttpRequest) -> Result<YtHttpResponse, String> {
-        let url = Url::parse(&r.url).map_err(|e| format!("bad URL: {e}"))?;
+    /// Makes one request of the parser's; `Err` is a transport failure.
+    async fn execute(&self, r: &YtHttpRequest) -> Result<YtHttpResponse, NoResponse> {
+        let url = Url::parse(&r.url).map_err(|e| NoResponse::from(format!("bad URL: {e}")))?;
         if url.origin() != self.base.origin() {
-            return Err(format!(
+            return Err(NoResponse::from(format!(
                 "refused: {} is not under YOUTUBE_URL",
                 redact(&url)
-            ));
+            )));
         }
         let cacheable = r.method == YtMethod::Get && r.cache_secs > 0;
         let got = if cacheable {
@@ -153,30 +195,30 @@ impl YouTube {
         })
     }
 
-    async fn send(&self, r: &YtHttpRequest, url: Url) -> Result<(u16, Bytes), String> {
+    async fn send(&self, r: &YtHttpRequest, url: Url) -> Result<(u16, Bytes), NoResponse> {
         let mut rb = match r.method {
             YtMethod::Get => self.client.get(url.clone()),
             YtMethod::Post => self.client.post(url.clone()),
         };
         for (name, value) in &r.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("bad header name {name:?}"))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|_| format!("bad value of header {name}"))?;
+                .map_err(|_| NoResponse::from(format!("bad header name {name:?}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| NoResponse::from(format!("bad value of header {name}")))?;
             rb = rb.header(name, value);
         }
         if let Some(body) = &r.body {
             rb = rb.body(body.clone());
         }
-        let mut resp = rb.send().await.map_err(|e| error_chain(&e))?;
+        let mut resp = rb.send().await.map_err(NoResponse::transport)?;
         let status = resp.status().as_u16();
         let mut body = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(NoResponse::transport)? {
             if body.len() + chunk.len() > MAX_RESPONSE {
-                return Err(format!(
+                return Err(NoResponse::from(format!(
                     "{} answered more than {MAX_RESPONSE} bytes",
                     redact(&url)
-                ));
+                )));
             }
             body.extend_from_slice(&chunk);
         }
