@@ -411,11 +411,28 @@ impl Mesh {
 
     /// Starts the node with `ID`, `WS_ADDR`, `BASE_URL`, `RTC_LOOPBACK=1` and `extra` env.
     pub async fn start_node(&mut self, extra: &[(&str, &str)]) -> Result<(), String> {
-        let (ws, base) = (self.signal.ws_base(), self.origin.base_url());
+        let base = self.origin.base_url();
+        let mut env = vec![("BASE_URL", base.as_str())];
+        env.extend_from_slice(extra);
+        self.start_node_with(&env).await
+    }
+
+    /// Starts the node in direct mode: no `BASE_URL`, YouTube at `youtube_url` (a stand-in).
+    pub async fn start_node_direct(
+        &mut self,
+        youtube_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let mut env = vec![("YOUTUBE_URL", youtube_url)];
+        env.extend_from_slice(extra);
+        self.start_node_with(&env).await
+    }
+
+    async fn start_node_with(&mut self, extra: &[(&str, &str)]) -> Result<(), String> {
+        let ws = self.signal.ws_base();
         let mut env = vec![
             ("ID", self.node_id.as_str()),
             ("WS_ADDR", ws.as_str()),
-            ("BASE_URL", base.as_str()),
             ("RTC_LOOPBACK", "1"),
         ];
         // webrtc-rs is chatty at info (DTLS extension warnings, ICE state changes).

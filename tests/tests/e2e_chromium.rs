@@ -24,6 +24,7 @@ use videortc_tests::mesh::{
     BIG_ITAG, Mesh, Resolved, SignalServer, WebPeer, big_stream, chunk_count,
 };
 use videortc_tests::origin::{Stream, TestOrigin, VID, fixture_streams};
+use videortc_tests::youtube::YouTubeStandIn;
 
 /// One test at a time: each runs Chromium, a node and a signalling server on 2 cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -728,6 +729,28 @@ async fn sigterm_closes_peers_and_exits_0() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    })
+    .await;
+}
+
+/// Direct mode end to end: a node with no `BASE_URL` answers a browser's query and resolves
+/// from the info its policy parsed out of the YouTube stand-in, byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_mode_query_and_resolve() {
+    serial(Duration::from_secs(120), async {
+        let mut m = mesh(false).await;
+        let yt = YouTubeStandIn::start(m.origin.addr, m.origin.streams.clone())
+            .await
+            .unwrap();
+        m.start_node_direct(&yt.url(), &[]).await.unwrap();
+        m.signal.wait_joined(&m.node_id, JOIN).await.unwrap();
+        let peer = m.connected_peer().await.unwrap();
+        assert!(peer.query(&sid(137), 1, SILENCE).await.unwrap());
+        assert!(!peer.query(&sid(137), 999, SILENCE).await.unwrap());
+        resolve_exact(&peer, &m.origin, 137, 1).await;
+        resolve_exact(&peer, &m.origin, 251, 0).await;
+        assert_eq!(yt.player_hits(VID), 1, "one parse for every question");
+        assert_clean_link(&peer).await;
     })
     .await;
 }
