@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::budget::{self, BudgetError, DEFAULT_MEMORY_BUDGET, Shares};
+use crate::policy::PolicyConfig;
 use crate::signal::is_valid_peer_id;
 
 /// A configuration error: the variable and what is wrong with it.
@@ -195,6 +196,9 @@ pub struct Config {
     /// `ADMIN_TOKEN`: the bearer token that admits `POST /admin/policy` from other hosts
     /// than this one (loopback needs none).
     pub admin_token: Option<String>,
+    /// `POLICY_TIMEOUT_MS`, `POLICY_MEMORY_MB`, `POLICY_INSTANCES`: the policy runtime's
+    /// per-call deadline (500 ms), memory per instance (64 MiB) and instances (2 per core).
+    pub policy: PolicyConfig,
 }
 
 /// Default in-flight window per DataChannel (WEBRTC-NOTES: best on one host).
@@ -310,7 +314,19 @@ impl Config {
                 err(var, e.to_string())
             })?
         };
+        let mut policy = PolicyConfig::default();
+        if let Some(v) = get("POLICY_TIMEOUT_MS") {
+            policy.call_timeout =
+                Duration::from_millis(parse_limit("POLICY_TIMEOUT_MS", &v, 60_000u64)?);
+        }
+        if let Some(v) = get("POLICY_MEMORY_MB") {
+            policy.memory_limit = parse_limit("POLICY_MEMORY_MB", &v, 4096usize)? << 20;
+        }
+        if let Some(v) = get("POLICY_INSTANCES") {
+            policy.instances = parse_limit("POLICY_INSTANCES", &v, 256usize)?;
+        }
         Ok(Config {
+            policy,
             rtc,
             base_url: get("BASE_URL")
                 .map(|v| parse_http_url("BASE_URL", &v))
@@ -523,6 +539,15 @@ mod tests {
         assert!(c.base_url.is_none());
         assert_eq!(c.memory.total, DEFAULT_MEMORY_BUDGET);
         assert_eq!(c.memory.peers, 0);
+        assert_eq!(c.policy.call_timeout, PolicyConfig::default().call_timeout);
+        let c = cfg(&[
+            ("POLICY_TIMEOUT_MS", "50"),
+            ("POLICY_MEMORY_MB", "16"),
+            ("POLICY_INSTANCES", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.policy.call_timeout, Duration::from_millis(50));
+        assert_eq!((c.policy.memory_limit, c.policy.instances), (16 << 20, 3));
         assert_eq!(c.youtube_api_url.as_str(), DEFAULT_YOUTUBE_API_URL);
         assert_eq!(c.youtube_image_url.as_str(), "https://i.ytimg.com/");
         assert_eq!(c.public_dir, PathBuf::from("./public"));
@@ -687,6 +712,9 @@ mod tests {
             ("CACHE_BYTES", "lots"),
             ("CACHE_BYTES", "1G"),
             ("MEMORY_BUDGET", "12M"),
+            ("POLICY_TIMEOUT_MS", "0"),
+            ("POLICY_MEMORY_MB", "lots"),
+            ("POLICY_INSTANCES", "100000"),
             ("MEMORY_BUDGET", "99999999999G"),
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k, "{v}");

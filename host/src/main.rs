@@ -106,16 +106,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let file = cli.policy.clone();
+            let limits = config.policy.clone();
             tokio_main(async move {
                 let (policy, bytes) = match &file {
                     Some(path) => {
                         let bytes =
                             std::fs::read(path).with_context(|| format!("{}", path.display()))?;
                         let source = path.display().to_string();
-                        let p = Policy::new(&bytes, &source, PolicyConfig::default()).await?;
+                        let p = Policy::new(&bytes, &source, limits).await?;
                         (p, Some(bytes))
                     }
-                    None => (Policy::with_default(PolicyConfig::default()).await?, None),
+                    None => (Policy::with_default(limits).await?, None),
                 };
                 tracing::info!(policy = %policy.describe(), source = %policy.source(), "policy ready");
                 let reloader = Reloader::new(Arc::new(policy), file, bytes.as_deref());

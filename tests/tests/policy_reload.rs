@@ -66,6 +66,14 @@ async fn wait_metric(node: &Node, name: &str, at_least: u64) {
     }
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn is_chaos(d: &str) -> bool {
     d.ends_with("+chaos")
 }
@@ -86,17 +94,29 @@ async fn the_file_is_watched_in_place_and_through_renames() {
     let d = dir("watch");
     let file = d.join("policy.wasm");
     std::fs::write(&file, DEFAULT_COMPONENT).unwrap();
-    let node = node_with(&file, &[]).await;
+    let node = node_with(
+        &file,
+        &[("POLICY_TIMEOUT_MS", "250"), ("POLICY_INSTANCES", "3")],
+    )
+    .await;
     let s = status(&node).await;
     assert!(is_default(s["policy"]["describe"].as_str().unwrap()), "{s}");
     assert_eq!(s["policy"]["world"], "0.2.1");
     assert_eq!(s["policy"]["source"], file.display().to_string());
     assert_eq!(s["policy"]["generation"], 1);
+    assert_eq!(s["policy"]["sha256"], sha256_hex(DEFAULT_COMPONENT), "{s}");
+    assert_eq!(s["policy"]["limits"]["timeout_ms"], 250, "{s}");
+    assert_eq!(s["policy"]["limits"]["instances"], 3, "{s}");
+    let started = s["policy"]["loaded_at"].as_u64().unwrap();
+    assert!(started > 1_700_000_000, "{s}");
 
     // An editor writing in place.
     std::fs::write(&file, CHAOS).unwrap();
     let s = wait_policy(&node, "chaos", is_chaos).await;
     assert_eq!(s["policy"]["generation"], 2);
+    assert_eq!(s["policy"]["sha256"], sha256_hex(CHAOS), "{s}");
+    assert_eq!(s["policy"]["reloads"], 1, "{s}");
+    assert!(s["policy"]["loaded_at"].as_u64().unwrap() >= started, "{s}");
 
     // `mv new policy.wasm`: a rename over the file.
     let staged = d.join("policy.wasm.new");

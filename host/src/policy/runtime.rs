@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
@@ -109,6 +110,10 @@ struct Loaded {
     ping: String,
     source: String,
     generation: u64,
+    /// SHA-256 of the component's bytes, hex: which build is serving.
+    sha256: String,
+    /// When it started serving, seconds since the Unix epoch.
+    loaded_at: u64,
     slots: Vec<Arc<Mutex<Option<Slot>>>>,
     next: AtomicUsize,
 }
@@ -311,6 +316,21 @@ impl Policy {
     /// the policy's outputs (segment tables) know they are stale.
     pub fn generation(&self) -> u64 {
         self.current.load().generation
+    }
+
+    /// SHA-256 (hex) of the running component's bytes.
+    pub fn sha256(&self) -> String {
+        self.current.load().sha256.clone()
+    }
+
+    /// When the running component started serving (seconds since the Unix epoch).
+    pub fn loaded_at(&self) -> u64 {
+        self.current.load().loaded_at
+    }
+
+    /// The limits the runtime runs components with.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
     }
 
     /// Call counters.
@@ -580,6 +600,10 @@ async fn prepare(
     source: &str,
     generation: u64,
 ) -> Result<Loaded, PolicyError> {
+    let sha256: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     // Compiling takes hundreds of milliseconds of CPU: not on an async worker.
     let e = engine.clone();
     let component = tokio::task::spawn_blocking(move || load::component(&e, &bytes))
@@ -604,6 +628,10 @@ async fn prepare(
         ping: String::new(),
         source: source.to_owned(),
         generation,
+        sha256,
+        loaded_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         slots: Vec::new(),
         next: AtomicUsize::new(0),
     };
