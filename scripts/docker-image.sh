@@ -4,6 +4,7 @@
 # it with `docker run -m 200m`, and prints the container's peak memory.
 #   scripts/docker-image.sh             build (if needed) and soak
 #   SOAK_SEGMENTS=20000 scripts/docker-image.sh
+#   SOAK_ONLY=1 scripts/docker-image.sh     the soak against the image already built
 # Not a CI step: it is a full release build inside the image.
 #
 # The base images the Dockerfile names are made here: `debian:bookworm-slim` from Debian
@@ -40,12 +41,16 @@ if ! docker image inspect rust:1.95-slim-bookworm >/dev/null 2>&1; then
   cp -a "$HOME/.rustup/settings.toml" "$ctx/rustup/" 2>/dev/null || true
   cp -a "$(command -v rustup)" "$ctx/cargo/bin/rustup"
   for tool in cargo rustc rustdoc; do ln -s rustup "$ctx/cargo/bin/$tool"; done
+  # The build stage fetches crates: it trusts what this machine trusts (a TLS-intercepting
+  # egress proxy's CA, if there is one).
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
   cat >"$ctx/Dockerfile" <<EOF
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates \\
     && rm -rf /var/lib/apt/lists/*
 COPY rustup /usr/local/rustup
 COPY cargo /usr/local/cargo
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:\$PATH
 RUN rustup default $toolchain && rustc --version
 EOF
@@ -54,7 +59,9 @@ EOF
 fi
 
 # The image itself (crates come from the registry over the host's network).
-docker build --network host -t videortc .
+if [ -z "${SOAK_ONLY:-}" ]; then
+  docker build --network host -t videortc .
+fi
 docker image ls videortc
 docker run --rm --entrypoint ls videortc -l /usr/local/bin/videortc
 
@@ -91,6 +98,8 @@ docker rm -f videortc-soak >/dev/null 2>&1 || true
 watcher=$!
 VIDEORTC_NODE="$wrapper" STRANGERS_DEFAULTS=1 \
   cargo test -p videortc-tests --test strangers -- --nocapture 2>&1 \
-  | grep -E "^strangers:|test result|panicked|memory budget" || true
+  | tee /tmp/videortc-soak-test.log \
+  | grep -E -A2 "^strangers:|test result|panicked|memory budget" || true
+echo "the whole test output: /tmp/videortc-soak-test.log"
 kill "$watcher" 2>/dev/null || true
 cat /tmp/videortc-soak-memory 2>/dev/null || echo "container: no cgroup memory figures found"
