@@ -583,16 +583,16 @@ impl MediaHub {
         stream: &StreamItem,
         range: ByteRange,
     ) -> Result<Bytes, MediaError> {
-        let key = (vid.to_owned(), itag, range.start, range.end);
-        if let Some(b) = self.segments.get(&key).await {
-            self.count(&self.stats.segment_hits);
-            return Ok(b);
-        }
-        self.count(&self.stats.segment_misses);
-        self.segments
-            .try_get_with(key, self.fetch(vid, itag, stream, range))
-            .await
-            .map_err(|e| (*e).clone())
+        let s = &self.stats;
+        self.cached(
+            &self.segments,
+            (&s.segment_hits, &s.segment_misses),
+            vid,
+            itag,
+            stream,
+            range,
+        )
+        .await
     }
 
     /// Bytes of a small HTTP range that is not a whole segment: cached apart from segments,
@@ -609,12 +609,36 @@ impl MediaHub {
             self.count(&self.stats.segment_hits);
             return Ok(b);
         }
-        if let Some(b) = self.ranges.get(&key).await {
-            self.count(&self.stats.range_hits);
+        let s = &self.stats;
+        self.cached(
+            &self.ranges,
+            (&s.range_hits, &s.range_misses),
+            vid,
+            itag,
+            stream,
+            range,
+        )
+        .await
+    }
+
+    /// `range` of a stream from `cache`, or fetched into it (one origin request for
+    /// concurrent misses), counted as a hit or a miss.
+    async fn cached(
+        &self,
+        cache: &Cache<SegmentKey, Bytes>,
+        (hits, misses): (&AtomicU64, &AtomicU64),
+        vid: &str,
+        itag: u32,
+        stream: &StreamItem,
+        range: ByteRange,
+    ) -> Result<Bytes, MediaError> {
+        let key = (vid.to_owned(), itag, range.start, range.end);
+        if let Some(b) = cache.get(&key).await {
+            self.count(hits);
             return Ok(b);
         }
-        self.count(&self.stats.range_misses);
-        self.ranges
+        self.count(misses);
+        cache
             .try_get_with(key, self.fetch(vid, itag, stream, range))
             .await
             .map_err(|e| (*e).clone())
