@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use videortc::policy::DEFAULT_COMPONENT;
 use videortc_tests::node::{Node, binary};
 
-static CHAOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.component.wasm"));
+use videortc_tests::components::CHAOS;
 const ROUNDS: usize = 10;
 
 async fn describe(client: &reqwest::Client, node: &Node) -> String {

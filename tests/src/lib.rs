@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod browser;
+pub mod components;
 pub mod hits;
 pub mod mesh;
 pub mod node;

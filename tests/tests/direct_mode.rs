@@ -19,12 +19,10 @@ use http_common::get;
 use serde_json::Value;
 use videortc::media::{Decision, HubConfig, MediaHub, Origin, http_client};
 use videortc::policy::{Policy, PolicyConfig, Request, RequestKind, SegmentRef};
+use videortc_tests::components::{ALT_CLIENT, CHAOS};
 use videortc_tests::node::Node;
 use videortc_tests::origin::{TITLE, TestOrigin, VID, fixture_streams};
 use videortc_tests::youtube::{Scenario, YouTubeStandIn, fixture};
-
-/// The test-only chaos policy: the core world without the YouTube parser.
-static CHAOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.component.wasm"));
 
 const BOT: &str = "Sign in to confirm you’re not a bot";
 
@@ -378,8 +376,6 @@ async fn a_youtube_that_is_down_or_slow_is_a_bad_or_timed_out_gateway() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
-
-static ALT_CLIENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/alt-client.component.wasm"));
 
 /// A parser change ships as a policy component: swapping in one with another client version
 /// into the running node changes the requests YouTube sees, with no node change.

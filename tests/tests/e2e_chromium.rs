@@ -20,6 +20,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use videortc_tests::browser::at;
+use videortc_tests::components::CHAOS;
 use videortc_tests::mesh::{
     BIG_ITAG, Mesh, Resolved, SignalServer, WebPeer, big_stream, chunk_count,
 };
@@ -603,9 +604,6 @@ async fn signalling_server_restart() {
     })
     .await;
 }
-
-/// The chaos build of the guest: the same protocol, chunks of 16,000 payload bytes.
-static CHAOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.component.wasm"));
 
 /// An operator swaps the policy while a segment is being sent: that segment finishes as the
 /// old policy planned it, later ones follow the new policy, nothing is lost or sent twice.

@@ -19,8 +19,7 @@ use serde_json::Value;
 use videortc::policy::DEFAULT_COMPONENT;
 use videortc_tests::node::{Node, binary};
 
-/// The guest with the `chaos` feature: another policy, with smaller chunks.
-static CHAOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.component.wasm"));
+use videortc_tests::components::CHAOS;
 const TOKEN: &str = "test-admin-token-0123456789";
 
 /// A fresh directory for one test's policy files.

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use videortc::policy::{DEFAULT_COMPONENT, Message, Policy, PolicyConfig, PolicyError, SegmentRef};
 use videortc_tests::worlds;
 
-/// The guest with the `chaos` feature, as a component.
-static CHAOS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.component.wasm"));
+use videortc_tests::components::CHAOS;
 /// The same guest's core module: valid wasm, but not a component.
 static CHAOS_CORE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chaos.core.wasm"));
 
