@@ -197,7 +197,9 @@ pub struct Config {
     /// than this one (loopback needs none).
     pub admin_token: Option<String>,
     /// `POLICY_TIMEOUT_MS`, `POLICY_MEMORY_MB`, `POLICY_INSTANCES`: the policy runtime's
-    /// per-call deadline (500 ms), memory per instance (64 MiB) and instances (2 per core).
+    /// per-call deadline (500 ms), memory per instance (64 MiB) and instances (2 per core);
+    /// `POLICY_ROLLBACK_FAILURES` within `POLICY_ROLLBACK_WINDOW` seconds (10 in 60; 0 is
+    /// off) roll a failing policy back to the one before it.
     pub policy: PolicyConfig,
 }
 
@@ -324,6 +326,17 @@ impl Config {
         }
         if let Some(v) = get("POLICY_INSTANCES") {
             policy.instances = parse_limit("POLICY_INSTANCES", &v, 256usize)?;
+        }
+        if let Some(v) = get("POLICY_ROLLBACK_FAILURES") {
+            // 0 turns automatic rollback off.
+            policy.rollback.failures = match v.trim() {
+                "0" => 0,
+                v => parse_limit("POLICY_ROLLBACK_FAILURES", v, 1_000_000u32)?,
+            };
+        }
+        if let Some(v) = get("POLICY_ROLLBACK_WINDOW") {
+            policy.rollback.window =
+                Duration::from_secs(parse_limit("POLICY_ROLLBACK_WINDOW", &v, 86_400u64)?);
         }
         Ok(Config {
             policy,
@@ -544,10 +557,14 @@ mod tests {
             ("POLICY_TIMEOUT_MS", "50"),
             ("POLICY_MEMORY_MB", "16"),
             ("POLICY_INSTANCES", "3"),
+            ("POLICY_ROLLBACK_FAILURES", "0"),
+            ("POLICY_ROLLBACK_WINDOW", "5"),
         ])
         .unwrap();
         assert_eq!(c.policy.call_timeout, Duration::from_millis(50));
         assert_eq!((c.policy.memory_limit, c.policy.instances), (16 << 20, 3));
+        assert_eq!(c.policy.rollback.failures, 0);
+        assert_eq!(c.policy.rollback.window, Duration::from_secs(5));
         assert_eq!(c.youtube_api_url.as_str(), DEFAULT_YOUTUBE_API_URL);
         assert_eq!(c.youtube_image_url.as_str(), "https://i.ytimg.com/");
         assert_eq!(c.public_dir, PathBuf::from("./public"));
@@ -715,6 +732,8 @@ mod tests {
             ("POLICY_TIMEOUT_MS", "0"),
             ("POLICY_MEMORY_MB", "lots"),
             ("POLICY_INSTANCES", "100000"),
+            ("POLICY_ROLLBACK_FAILURES", "-1"),
+            ("POLICY_ROLLBACK_WINDOW", "0"),
             ("MEMORY_BUDGET", "99999999999G"),
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k, "{v}");

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use videortc::policy::{DEFAULT_COMPONENT, Message, Policy, PolicyConfig, PolicyError, SegmentRef};
+use videortc::policy::{
+    DEFAULT_COMPONENT, Message, Policy, PolicyConfig, PolicyError, RollbackConfig, SegmentRef,
+};
 use videortc_tests::worlds;
 
 use videortc_tests::components::CHAOS;
@@ -442,6 +444,7 @@ async fn counters_follow_a_mixed_history() {
         call_timeout: Duration::from_millis(200),
         memory_limit: 32 << 20,
         instances: 2,
+        rollback: RollbackConfig::default(),
     })
     .await
     .unwrap();
@@ -462,4 +465,96 @@ async fn counters_follow_a_mixed_history() {
         .unwrap();
     assert_works(&p).await; // 2 calls
     assert_eq!(stats(&p), [10 + 3 + 2, 3, 0, 2, 2]);
+}
+
+/// Rollback after 3 failures within a minute, one instance (so traps come quickly).
+fn rolling(failures: u32) -> PolicyConfig {
+    PolicyConfig {
+        call_timeout: Duration::from_millis(200),
+        instances: 1,
+        rollback: RollbackConfig {
+            failures,
+            window: Duration::from_secs(60),
+        },
+        ..PolicyConfig::default()
+    }
+}
+
+fn rollbacks(p: &Policy) -> u64 {
+    p.stats().rollbacks.load(Ordering::Relaxed)
+}
+
+/// A policy that keeps failing (panics, deadlines, memory) is replaced by the one that
+/// served before it; the record says from what to what, and the policy serves again.
+#[tokio::test]
+async fn a_failing_policy_is_rolled_back_to_the_one_before() {
+    let p = Policy::with_default(rolling(3)).await.unwrap();
+    let embedded = (p.sha256(), p.describe());
+    p.load(CHAOS.to_vec(), "chaos.wasm").await.unwrap();
+    let chaos_generation = p.generation();
+    assert!(p.describe().ends_with("+chaos"));
+    assert_traps(&p, PANIC).await;
+    assert_traps(&p, SPIN).await;
+    assert_eq!((rollbacks(&p), p.recent_failures()), (0, 2));
+    // The third failure rolls back; the call itself still fails.
+    assert_traps(&p, GROW).await;
+    assert_eq!(rollbacks(&p), 1);
+    assert_eq!((p.sha256(), p.describe()), embedded);
+    assert_eq!(p.source(), "embedded");
+    assert!(p.generation() > chaos_generation, "tables must be rebuilt");
+    let r = p.last_rollback().unwrap();
+    assert!(r.from.name.ends_with("+chaos"), "{r:?}");
+    assert_eq!(r.from.source, "chaos.wasm");
+    assert_eq!(r.to.sha256, embedded.0);
+    assert!(r.reason.contains("memory") || r.reason.contains("unreachable"), "{r:?}");
+    // The default policy answers the magic texts like any other event.
+    for text in [PANIC, SPIN, GROW] {
+        assert!(matches!(p.decode(text).await.unwrap(), Message::Ignored(_)));
+    }
+    assert_works(&p).await;
+    assert_eq!(p.stats().traps.load(Ordering::Relaxed), 3);
+}
+
+/// A policy the node started with rolls back to the embedded default, which is compiled
+/// for the occasion; failures below the threshold, or with rollback off, change nothing.
+#[tokio::test]
+async fn a_failing_startup_policy_rolls_back_to_the_embedded_one() {
+    let off = chaos_policy(rolling(0)).await;
+    for _ in 0..5 {
+        assert_traps(&off, PANIC).await;
+    }
+    assert_eq!(rollbacks(&off), 0);
+    assert!(off.describe().ends_with("+chaos"));
+
+    let p = chaos_policy(rolling(4)).await;
+    for _ in 0..3 {
+        assert_traps(&p, PANIC).await;
+        assert_works(&p).await;
+    }
+    assert_eq!(rollbacks(&p), 0);
+    assert_traps(&p, PANIC).await;
+    assert_eq!(rollbacks(&p), 1);
+    assert_eq!(p.source(), "embedded");
+    assert!(!p.describe().contains("chaos"));
+    let r = p.last_rollback().unwrap();
+    assert_eq!((r.from.source.as_str(), r.to.source.as_str()), ("chaos", "embedded"));
+    assert_works(&p).await;
+}
+
+/// Each rollback steps back one policy in the history: the second chaos load, then the
+/// first, then the embedded default.
+#[tokio::test]
+async fn rollbacks_walk_back_through_the_history_to_the_embedded_floor() {
+    let p = Policy::with_default(rolling(2)).await.unwrap();
+    p.load(CHAOS.to_vec(), "first").await.unwrap();
+    p.load(CHAOS.to_vec(), "second").await.unwrap();
+    for _ in 0..2 {
+        assert_traps(&p, PANIC).await;
+    }
+    assert_eq!((rollbacks(&p), p.source()), (1, "first".to_string()));
+    for _ in 0..2 {
+        assert_traps(&p, PANIC).await;
+    }
+    assert_eq!((rollbacks(&p), p.source()), (2, "embedded".to_string()));
+    assert_works(&p).await;
 }

@@ -65,10 +65,15 @@ pub(super) async fn status(State(s): State<AppState>) -> impl IntoResponse {
             "calls": s.policy.stats().calls.load(std::sync::atomic::Ordering::Relaxed),
             "traps": s.policy.stats().traps.load(std::sync::atomic::Ordering::Relaxed),
             "invalid": s.policy.stats().invalid.load(std::sync::atomic::Ordering::Relaxed),
+            "rollbacks": s.policy.stats().rollbacks.load(std::sync::atomic::Ordering::Relaxed),
+            "last_rollback": s.policy.last_rollback(),
+            "recent_failures": s.policy.recent_failures(),
             "limits": {
                 "timeout_ms": u64::try_from(s.policy.config().call_timeout.as_millis()).unwrap_or(u64::MAX),
                 "memory_bytes": s.policy.config().memory_limit,
                 "instances": s.policy.config().instances,
+                "rollback_failures": s.policy.config().rollback.failures,
+                "rollback_window_s": s.policy.config().rollback.window.as_secs(),
             },
         },
         "cache": s.hub.summary(),
@@ -279,6 +284,11 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "videortc_policy_rejected_total",
             "Policy components rejected.",
             c(&p.rejected),
+        ),
+        (
+            "videortc_policy_rollbacks_total",
+            "Failing policies rolled back automatically.",
+            c(&p.rollbacks),
         ),
         (
             "videortc_policy_log_lines_total",

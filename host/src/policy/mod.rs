@@ -11,11 +11,13 @@ mod bindings;
 mod imports;
 mod load;
 pub mod reload;
+mod rollback;
 mod runtime;
 mod selfcheck;
 
 pub use imports::{LentTable, PolicyLog};
 pub use load::{WORLD_MAJOR_MINOR, precompile};
+pub use rollback::{PolicyRef, RollbackConfig, RollbackRecord};
 pub use runtime::{
     MAX_INDEX_FETCH, MAX_MESSAGE, MAX_REPLY, MAX_SEGMENT, Policy, PolicyConfig, PolicyError,
     PolicyStats, TableArg,

@@ -6,7 +6,7 @@
 //! runs past its deadline traps. Instances are pooled: any call may run on any instance, and
 //! an instance that trapped (or whose call was abandoned) is thrown away and rebuilt.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 use super::bindings::youtube::{YoutubeParser, YoutubeParserIndices};
 use super::bindings::{Policy as Bindings, PolicyPre};
 use super::imports::{LentTable, PolicyLog, State};
+use super::rollback::{FailureWindow, PolicyRef, RollbackConfig, RollbackRecord};
 use super::{
     ByteRange, Description, IndexError, IndexInput, Message, Purpose, Request, RequestKind,
     SendPlan, StreamMeta, TableMissing, Unindexable, Verdict, YtHttpResponse, YtJob, YtStep, load,
@@ -55,6 +56,8 @@ pub struct PolicyConfig {
     pub memory_limit: usize,
     /// Instances kept per component: calls beyond this wait (asynchronously) for a free one.
     pub instances: usize,
+    /// When a failing policy is rolled back.
+    pub rollback: RollbackConfig,
 }
 
 impl Default for PolicyConfig {
@@ -66,6 +69,7 @@ impl Default for PolicyConfig {
             // Calls yield while they run, so more instances than cores keep short calls
             // from queueing behind a long one.
             instances: (2 * cores).max(2),
+            rollback: RollbackConfig::default(),
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct PolicyStats {
     pub reloads: AtomicU64,
     /// Rejected components.
     pub rejected: AtomicU64,
+    /// Automatic rollbacks of a failing policy.
+    pub rollbacks: AtomicU64,
 }
 
 /// Largest reply text a decision may ask the host to send.
@@ -119,6 +125,31 @@ struct Loaded {
 }
 
 impl Loaded {
+    /// The same component with no instances, to keep as a rollback target: instances (and
+    /// their linear memory) are made again only if it serves again.
+    fn retired(&self, config: &PolicyConfig) -> Loaded {
+        Loaded {
+            pre: self.pre.clone(),
+            youtube: self.youtube.clone(),
+            description: self.description.clone(),
+            ping: self.ping.clone(),
+            source: self.source.clone(),
+            generation: self.generation,
+            sha256: self.sha256.clone(),
+            loaded_at: self.loaded_at,
+            slots: empty_slots(config.instances),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn reference(&self) -> PolicyRef {
+        PolicyRef {
+            name: self.description.name.clone(),
+            source: self.source.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
+
     /// A free instance slot, starting at a rotating position; waits if all are busy.
     async fn lock_free_slot(&self) -> Option<OwnedMutexGuard<Option<Slot>>> {
         let n = self.slots.len();
@@ -176,8 +207,19 @@ pub struct Policy {
     generations: AtomicU64,
     /// One load at a time: a reload waits for the one in progress.
     loading: Mutex<()>,
+    /// Policies that served before the current one, newest last: rollback targets.
+    history: std::sync::Mutex<Vec<Arc<Loaded>>>,
+    /// Recent failures of the serving policy.
+    failures: std::sync::Mutex<FailureWindow>,
+    last_rollback: std::sync::Mutex<Option<RollbackRecord>>,
     _ticker: Ticker,
 }
+
+/// Rollback targets kept besides the embedded default (which is compiled again if needed).
+const HISTORY: usize = 3;
+
+/// The source name of the embedded default policy.
+const EMBEDDED: &str = "embedded";
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,6 +235,8 @@ struct Lease<'p> {
     policy: &'p Policy,
     guard: OwnedMutexGuard<Option<Slot>>,
     slot: Option<Slot>,
+    /// The generation of the component the instance belongs to.
+    generation: u64,
 }
 
 impl Lease<'_> {
@@ -214,22 +258,30 @@ impl Lease<'_> {
         Ok((parser, &mut slot.store))
     }
 
-    /// Returns the instance to the pool on success; on a trap counts it and drops it.
-    fn finish<R>(mut self, result: wasmtime::Result<R>) -> Result<R, PolicyError> {
+    /// Returns the instance to the pool on success; on a trap counts it, drops it, and
+    /// notes the failure (which may roll the policy back).
+    async fn finish<R>(self, result: wasmtime::Result<R>) -> Result<R, PolicyError> {
+        let Lease {
+            policy,
+            mut guard,
+            slot,
+            generation,
+        } = self;
         match result {
             Ok(r) => {
-                if let Some(mut slot) = self.slot.take() {
+                if let Some(mut slot) = slot {
                     // Lent tables end with the call.
                     slot.store.data_mut().table = ResourceTable::new();
-                    *self.guard = Some(slot);
+                    *guard = Some(slot);
                 }
                 Ok(r)
             }
             Err(e) => {
-                self.slot = None;
-                self.policy.stats.traps.fetch_add(1, Ordering::Relaxed);
+                drop((slot, guard));
+                policy.stats.traps.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("{e:#}");
                 tracing::warn!(error = %msg, "policy call trapped");
+                policy.failed(generation, &msg).await;
                 Err(PolicyError::Trap(msg))
             }
         }
@@ -239,7 +291,7 @@ impl Lease<'_> {
 impl Policy {
     /// Starts the runtime with the embedded default component.
     pub async fn with_default(config: PolicyConfig) -> Result<Self, PolicyError> {
-        Self::new(super::DEFAULT_COMPONENT, "embedded", config).await
+        Self::new(super::DEFAULT_COMPONENT, EMBEDDED, config).await
     }
 
     /// Starts the runtime with the given component bytes (a `.wasm` component or a `.cwasm`
@@ -261,6 +313,9 @@ impl Policy {
             log,
             generations: AtomicU64::new(1),
             loading: Mutex::new(()),
+            history: std::sync::Mutex::new(Vec::new()),
+            failures: std::sync::Mutex::new(FailureWindow::default()),
+            last_rollback: std::sync::Mutex::new(None),
             _ticker: ticker,
         })
     }
@@ -283,7 +338,8 @@ impl Policy {
         {
             Ok(loaded) => {
                 let description = loaded.description.clone();
-                self.current.store(Arc::new(loaded));
+                let previous = self.current.swap(Arc::new(loaded));
+                self.remember(&previous);
                 self.generations.store(generation, Ordering::Relaxed);
                 self.stats.reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%source, policy = %description.name, world = %description.world, "policy loaded");
@@ -360,13 +416,117 @@ impl Policy {
             policy: self,
             guard,
             slot: Some(slot),
+            generation: loaded.generation,
         })
     }
 
-    fn invalid(&self, what: String) -> PolicyError {
+    async fn invalid(&self, what: String) -> PolicyError {
         self.stats.invalid.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%what, "policy returned an invalid result");
+        let why = format!("invalid result: {what}");
+        self.failed(self.generation(), &why).await;
         PolicyError::Invalid(what)
+    }
+
+    /// Keeps the policy that stopped serving as a rollback target (its instances go).
+    fn remember(&self, previous: &Arc<Loaded>) {
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.push(Arc::new(previous.retired(&self.config)));
+        if history.len() > HISTORY {
+            history.remove(0);
+        }
+    }
+
+    /// Notes a failure of the policy of `generation`; rolls back when the serving policy
+    /// has failed too often within the window.
+    async fn failed(&self, generation: u64, why: &str) {
+        let due = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(&self.config.rollback, generation, std::time::Instant::now());
+        if due && generation == self.generation() {
+            self.roll_back(why).await;
+        }
+    }
+
+    /// Replaces the serving policy with the last one that served before it, or with the
+    /// embedded default. Skipped while an operator's load is in progress: that replaces the
+    /// failing policy anyway.
+    async fn roll_back(&self, why: &str) {
+        let Ok(_one_at_a_time) = self.loading.try_lock() else {
+            return;
+        };
+        let failing = self.current.load_full();
+        let previous = self
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let generation = self.generations.load(Ordering::Relaxed) + 1;
+        let target = match previous {
+            Some(p) => Loaded {
+                generation,
+                loaded_at: unix_now(),
+                ..p.retired(&self.config)
+            },
+            None if failing.source == EMBEDDED => {
+                tracing::error!(reason = %why, "the embedded policy keeps failing; nothing to roll back to");
+                return;
+            }
+            None => match prepare(
+                &self.engine,
+                &self.config,
+                &self.log,
+                super::DEFAULT_COMPONENT.to_vec(),
+                EMBEDDED,
+                generation,
+            )
+            .await
+            {
+                Ok(embedded) => embedded,
+                Err(e) => {
+                    tracing::error!(error = %e, "rolling back to the embedded policy failed");
+                    return;
+                }
+            },
+        };
+        let record = RollbackRecord {
+            at: unix_now(),
+            from: failing.reference(),
+            to: target.reference(),
+            reason: why.to_owned(),
+        };
+        self.current.store(Arc::new(target));
+        self.generations.store(generation, Ordering::Relaxed);
+        self.stats.rollbacks.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            from = %record.from.name, from_source = %record.from.source,
+            to = %record.to.name, to_source = %record.to.source,
+            reason = %why,
+            "policy rolled back: it failed {} times within {:?}",
+            self.config.rollback.failures, self.config.rollback.window
+        );
+        *self
+            .last_rollback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+    }
+
+    /// The last automatic rollback, if any.
+    pub fn last_rollback(&self) -> Option<RollbackRecord> {
+        self.last_rollback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Failures of the serving policy in the current rollback window.
+    pub fn recent_failures(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count(self.generation())
     }
 
     /// The text that asks a peer for a sign of life (no guest call: read once at load).
@@ -379,10 +539,10 @@ impl Policy {
         let mut lease = self.lease().await?;
         let (b, s) = lease.parts()?;
         let r = b.videortc_policy_peer_protocol().call_decode(s, text).await;
-        let message = lease.finish(r)?;
+        let message = lease.finish(r).await?;
         match &message {
             Message::Ping(pong) if pong.len() > MAX_REPLY => {
-                Err(self.invalid(format!("a pong of {} bytes", pong.len())))
+                Err(self.invalid(format!("a pong of {} bytes", pong.len())).await)
             }
             _ => Ok(message),
         }
@@ -412,9 +572,11 @@ impl Policy {
             .videortc_policy_decision()
             .call_decide(s, request, meta, state)
             .await;
-        let verdict = lease.finish(r)?;
+        let verdict = lease.finish(r).await?;
         let given = !matches!(table, TableArg::NotLoaded);
-        check_verdict(&verdict, request.kind, meta, given).map_err(|e| self.invalid(e))?;
+        if let Err(e) = check_verdict(&verdict, request.kind, meta, given) {
+            return Err(self.invalid(e).await);
+        }
         Ok(verdict)
     }
 
@@ -430,14 +592,15 @@ impl Policy {
             .videortc_policy_segment_index()
             .call_index_source(s, meta)
             .await;
-        let result = lease.finish(r)?;
+        let result = lease.finish(r).await?;
         if let Ok(range) = &result {
             let inside = meta.content_length.is_some_and(|len| range.end < len);
             if range.is_empty() || !inside || range.len() > MAX_INDEX_FETCH {
-                return Err(self.invalid(format!(
+                let what = format!(
                     "index source {}-{} for a stream of {:?} bytes",
                     range.start, range.end, meta.content_length
-                )));
+                );
+                return Err(self.invalid(what).await);
             }
         }
         Ok(result)
@@ -456,10 +619,12 @@ impl Policy {
             .videortc_policy_segment_index()
             .call_parse_index(s, input)
             .await;
-        let result = lease.finish(r)?;
+        let result = lease.finish(r).await?;
         if let Ok(table) = &result {
             let len = input.meta.content_length.unwrap_or(0);
-            check_table(table, len).map_err(|e| self.invalid(e))?;
+            if let Err(e) = check_table(table, len) {
+                return Err(self.invalid(e).await);
+            }
         }
         Ok(result)
     }
@@ -475,7 +640,7 @@ impl Policy {
             .videortc_policy_selection()
             .call_parse_preference(s, text)
             .await;
-        lease.finish(r)
+        lease.finish(r).await
     }
 
     /// Picks a stream for a purpose; the returned itag is one of `streams`.
@@ -491,11 +656,11 @@ impl Policy {
             .videortc_policy_selection()
             .call_pick(s, purpose, streams, prefer)
             .await;
-        let itag = lease.finish(r)?;
+        let itag = lease.finish(r).await?;
         if let Some(i) = itag
             && !streams.iter().any(|m| m.itag == i)
         {
-            return Err(self.invalid(format!("picked itag {i}, not offered")));
+            return Err(self.invalid(format!("picked itag {i}, not offered")).await);
         }
         Ok(itag)
     }
@@ -508,7 +673,7 @@ impl Policy {
             .videortc_policy_selection()
             .call_valid_video_id(s, id)
             .await;
-        lease.finish(r)
+        lease.finish(r).await
     }
 
     /// Parses an itag as written in a URL.
@@ -516,7 +681,7 @@ impl Policy {
         let mut lease = self.lease().await?;
         let (b, s) = lease.parts()?;
         let r = b.videortc_policy_selection().call_parse_itag(s, text).await;
-        lease.finish(r)
+        lease.finish(r).await
     }
 }
 
@@ -540,8 +705,10 @@ impl Policy {
         let mut lease = self.lease().await?;
         let (yt, s) = lease.youtube()?;
         let r = yt.videortc_policy_youtube().call_start(s, job).await;
-        let step = lease.finish(r)?;
-        check_step(&step).map_err(|e| self.invalid(e))?;
+        let step = lease.finish(r).await?;
+        if let Err(e) = check_step(&step) {
+            return Err(self.invalid(e).await);
+        }
         Ok(step)
     }
 
@@ -557,8 +724,10 @@ impl Policy {
             .videortc_policy_youtube()
             .call_resume(s, state, response.as_ref().map_err(String::as_str))
             .await;
-        let step = lease.finish(r)?;
-        check_step(&step).map_err(|e| self.invalid(e))?;
+        let step = lease.finish(r).await?;
+        if let Err(e) = check_step(&step) {
+            return Err(self.invalid(e).await);
+        }
         Ok(step)
     }
 }
@@ -629,23 +798,33 @@ async fn prepare(
         source: source.to_owned(),
         generation,
         sha256,
-        loaded_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        loaded_at: unix_now(),
         slots: Vec::new(),
         next: AtomicUsize::new(0),
     };
     let mut slot = instantiate(engine, config, log, &loaded).await?;
     arm(&mut slot.store, config);
     let (description, ping) = selfcheck::run(&mut slot.store, &slot.bindings).await?;
-    let instances = config.instances.max(1);
-    loaded.slots.push(Arc::new(Mutex::new(Some(slot))));
-    loaded
-        .slots
-        .extend((1..instances).map(|_| Arc::new(Mutex::new(None))));
+    loaded.slots = empty_slots(config.instances);
+    if let Some(first) = loaded.slots.first_mut() {
+        *first = Arc::new(Mutex::new(Some(slot)));
+    }
     loaded.description = description;
     loaded.ping = ping;
     Ok(loaded)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `instances` (at least one) free slots, each instantiated on first use.
+fn empty_slots(instances: usize) -> Vec<Arc<Mutex<Option<Slot>>>> {
+    (0..instances.max(1))
+        .map(|_| Arc::new(Mutex::new(None)))
+        .collect()
 }
 
 fn deadline_ticks(config: &PolicyConfig) -> u64 {
