@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // The default policy: no features, ever.
     let guest = build_guest::GuestBuild {
         root: &root,
+        package: "videortc-guest",
         target_subdir: "guest-wasm",
         features: &[],
     };

@@ -16,6 +16,9 @@ pub const TARGET: &str = "wasm32-unknown-unknown";
 
 /// One guest build.
 pub struct GuestBuild<'a> {
+    /// The policy crate: `videortc-guest`, or an example policy such as
+    /// `videortc-policy-curated`.
+    pub package: &'a str,
     /// The workspace root (holds `Cargo.toml`, `guest/`, `wit/`).
     pub root: &'a Path,
     /// Directory under the workspace target dir, e.g. `guest-wasm`. Builds with different
@@ -36,6 +39,10 @@ impl GuestBuild<'_> {
             "Cargo.toml",
         ] {
             println!("cargo:rerun-if-changed={}", self.root.join(p).display());
+        }
+        if self.package != "videortc-guest" {
+            let examples = self.root.join("examples/policies");
+            println!("cargo:rerun-if-changed={}", examples.display());
         }
         println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     }
@@ -64,7 +71,7 @@ impl GuestBuild<'_> {
             "--target",
             TARGET,
             "-p",
-            "videortc-guest",
+            self.package,
         ]);
         if !self.features.is_empty() {
             cmd.arg("--features").arg(self.features.join(","));
@@ -84,16 +91,16 @@ impl GuestBuild<'_> {
             .map_err(|e| format!("cannot run cargo for the guest: {e}"))?;
         if !status.success() {
             return Err(format!(
-                "building the guest (features: {:?}) for {TARGET} with the {route:?} toolchain \
-                 failed; is the target installed? Run scripts/setup.sh",
-                self.features
+                "building the policy {} (features: {:?}) for {TARGET} with the {route:?} \
+                 toolchain failed; is the target installed? Run scripts/setup.sh",
+                self.package, self.features
             )
             .into());
         }
         let core_path = target_dir
             .join(TARGET)
             .join("guest")
-            .join("videortc_guest.wasm");
+            .join(format!("{}.wasm", self.package.replace('-', "_")));
         let core =
             std::fs::read(&core_path).map_err(|e| format!("{}: {e}", core_path.display()))?;
         let component = wit_component::ComponentEncoder::default()

@@ -2,7 +2,8 @@
 //! guest with `--features chaos`: misbehaviour on magic messages, no YouTube parser) into
 //! `$OUT_DIR/chaos.component.wasm` (and its core module, `chaos.core.wasm`), and `alt-client`
 //! (the default policy with another YouTube client version) into
-//! `$OUT_DIR/alt-client.component.wasm`. Same build as the host's default policy
+//! `$OUT_DIR/alt-client.component.wasm`, and the example policy `examples/policies/curated`
+//! into `$OUT_DIR/curated.component.wasm`. Same build as the host's default policy
 //! (`host/build_guest.rs`), each in its own target directory.
 
 use std::env;
@@ -18,6 +19,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let guest = build_guest::GuestBuild {
         root: &root,
+        package: "videortc-guest",
         target_subdir: "guest-wasm-chaos",
         features: &["chaos"],
     };
@@ -25,8 +27,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     guest.build(&out_dir, "chaos")?;
     let alt = build_guest::GuestBuild {
         root: &root,
+        package: "videortc-guest",
         target_subdir: "guest-wasm-alt-client",
         features: &["alt-client"],
     };
-    alt.build(&out_dir, "alt-client")
+    alt.build(&out_dir, "alt-client")?;
+    let curated = build_guest::GuestBuild {
+        root: &root,
+        package: "videortc-policy-curated",
+        target_subdir: "guest-wasm-curated",
+        features: &[],
+    };
+    curated.rerun_if_changed();
+    curated.build(&out_dir, "curated")
 }

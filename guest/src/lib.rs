@@ -18,7 +18,7 @@ pub mod youtube;
 pub mod chaos;
 
 // The bindings wit-bindgen generates use unsafe ABI glue.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 #[allow(unsafe_code, missing_docs)]
 mod component;
 

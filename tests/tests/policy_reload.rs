@@ -14,12 +14,14 @@ mod http_common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use http_common::{client, get};
+use http_common::{client, get, origin};
 use serde_json::Value;
 use videortc::policy::DEFAULT_COMPONENT;
 use videortc_tests::node::{Node, binary};
 
-use videortc_tests::components::CHAOS;
+use videortc_tests::components::{CHAOS, CURATED};
+use videortc_tests::origin::VID;
+use videortc_tests::xml;
 const TOKEN: &str = "test-admin-token-0123456789";
 
 /// A fresh directory for one test's policy files.
@@ -306,4 +308,69 @@ async fn check_and_compile_policy_commands() {
         1,
         "{err}"
     );
+}
+
+/// The itags a DASH manifest of the node picked, video then audio.
+async fn mpd_itags(node: &Node) -> Vec<String> {
+    let got = get(&format!("{}/video/{VID}.mpd", node.url()), &[]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let mpd = xml::parse(&got.text()).unwrap();
+    mpd.all("Period")
+        .flat_map(|p| p.all("AdaptationSet"))
+        .flat_map(|set| set.all("Representation"))
+        .map(|r| r.attr("id").unwrap().to_owned())
+        .collect()
+}
+
+/// The example policy `examples/policies/curated`, swapped into a running node, changes what
+/// the node decides: manifests prefer AAC over Opus, and an id off its list is refused before
+/// anything is fetched; swapping the default back restores both.
+#[tokio::test]
+async fn the_curated_example_changes_the_nodes_decisions() {
+    let origin = origin(false).await;
+    let d = dir("curated");
+    let file = d.join("policy.wasm");
+    std::fs::write(&file, DEFAULT_COMPONENT).unwrap();
+    let base = origin.base_url();
+    let node = node_with(&file, &[("BASE_URL", base.as_str())]).await;
+    let other = "dQw4w9WgXcQ";
+    let other_json = format!("/{other}.json");
+
+    assert_eq!(mpd_itags(&node).await, ["137", "251"]);
+    let got = get(&format!("{}/video/{other}.json", node.url()), &[]).await;
+    assert_ne!(
+        got.status, 400,
+        "the default policy accepts any well-formed id"
+    );
+    assert_eq!(origin.control.hits(&other_json), 1);
+
+    std::fs::write(&file, CURATED).unwrap();
+    let s = wait_policy(&node, "curated", |d| {
+        d.starts_with("videortc-policy-curated ")
+    })
+    .await;
+    assert_eq!(
+        s["policy"]["features"],
+        serde_json::json!(["allow-list", "segment-cap"])
+    );
+    assert_eq!(mpd_itags(&node).await, ["137", "140"], "AAC first");
+    for path in [
+        format!("/video/{other}.json"),
+        format!("/video/{other}.mpd"),
+        format!("/video/{other}/140.mp4"),
+    ] {
+        let got = get(&format!("{}{path}", node.url()), &[]).await;
+        assert_eq!(got.status, 400, "{path}: {}", got.text());
+    }
+    assert_eq!(
+        origin.control.hits(&other_json),
+        1,
+        "nothing fetched for a refused id"
+    );
+    let listed = get(&format!("{}/video/{VID}.json", node.url()), &[]).await;
+    assert_eq!(listed.status, 200);
+
+    std::fs::write(&file, DEFAULT_COMPONENT).unwrap();
+    wait_policy(&node, "the default", is_default).await;
+    assert_eq!(mpd_itags(&node).await, ["137", "251"]);
 }

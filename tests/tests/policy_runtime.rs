@@ -506,7 +506,10 @@ async fn a_failing_policy_is_rolled_back_to_the_one_before() {
     assert!(r.from.name.ends_with("+chaos"), "{r:?}");
     assert_eq!(r.from.source, "chaos.wasm");
     assert_eq!(r.to.sha256, embedded.0);
-    assert!(r.reason.contains("memory") || r.reason.contains("unreachable"), "{r:?}");
+    assert!(
+        r.reason.contains("memory") || r.reason.contains("unreachable"),
+        "{r:?}"
+    );
     // The default policy answers the magic texts like any other event.
     for text in [PANIC, SPIN, GROW] {
         assert!(matches!(p.decode(text).await.unwrap(), Message::Ignored(_)));
@@ -537,7 +540,10 @@ async fn a_failing_startup_policy_rolls_back_to_the_embedded_one() {
     assert_eq!(p.source(), "embedded");
     assert!(!p.describe().contains("chaos"));
     let r = p.last_rollback().unwrap();
-    assert_eq!((r.from.source.as_str(), r.to.source.as_str()), ("chaos", "embedded"));
+    assert_eq!(
+        (r.from.source.as_str(), r.to.source.as_str()),
+        ("chaos", "embedded")
+    );
     assert_works(&p).await;
 }
 

@@ -53,6 +53,9 @@ pub enum MediaError {
         /// Why.
         msg: String,
     },
+    /// The policy does not accept this video id (checked before anything is fetched).
+    #[error("the policy does not accept video id {0:?}")]
+    Refused(String),
     /// The policy runtime failed.
     #[error("policy: {0}")]
     Policy(String),
@@ -362,6 +365,13 @@ impl MediaHub {
         if let Some(e) = self.unknown.get(vid).await {
             return Err(e);
         }
+        // The policy's id rule (an allow-list, say) gates every fetch: one guest call, on
+        // misses only, so a warm decision stays at decode + decide.
+        match self.policy.valid_video_id(vid).await {
+            Ok(true) => {}
+            Ok(false) => return Err(MediaError::Refused(vid.to_owned())),
+            Err(e) => return Err(MediaError::Policy(e.to_string())),
+        }
         self.count(&self.stats.info_misses);
         let result =
             self.infos
@@ -659,7 +669,7 @@ impl MediaHub {
         let seg = &request.segment;
         let stream = match self.stream(&seg.vid, seg.itag).await {
             Ok(s) => Some(s),
-            Err(MediaError::NoStream { .. }) => None,
+            Err(MediaError::NoStream { .. } | MediaError::Refused(_)) => None,
             Err(e) => return Decision::Silent(e.to_string()),
         };
         let meta = stream

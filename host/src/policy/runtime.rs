@@ -6,8 +6,8 @@
 //! runs past its deadline traps. Instances are pooled: any call may run on any instance, and
 //! an instance that trapped (or whose call was abandoned) is thrown away and rebuilt.
 
-use std::sync::{Arc, PoisonError};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -541,9 +541,9 @@ impl Policy {
         let r = b.videortc_policy_peer_protocol().call_decode(s, text).await;
         let message = lease.finish(r).await?;
         match &message {
-            Message::Ping(pong) if pong.len() > MAX_REPLY => {
-                Err(self.invalid(format!("a pong of {} bytes", pong.len())).await)
-            }
+            Message::Ping(pong) if pong.len() > MAX_REPLY => Err(self
+                .invalid(format!("a pong of {} bytes", pong.len()))
+                .await),
             _ => Ok(message),
         }
     }

@@ -14,7 +14,7 @@ use super::imports::{LentTable, State};
 use super::runtime::check_plan;
 use super::{
     ByteRange, Description, IndexInput, Message, PolicyError, Request, RequestKind, SegmentRef,
-    StreamMeta, Verdict,
+    Silence, StreamMeta, Verdict,
 };
 
 fn fail(what: impl Into<String>) -> PolicyError {
@@ -167,6 +167,9 @@ pub(super) async fn run(
         store.data_mut().table = ResourceTable::new();
         match (kind, &verdict) {
             (RequestKind::Query, Verdict::Reply(text)) if text == found => {}
+            // Refusing is a policy's right (an allow-list, a rate limit): the check then
+            // covers the mechanics only where the policy answers.
+            (_, Verdict::Silent(Silence::Refused(_))) => {}
             (RequestKind::Resolve, Verdict::Send(plan)) => {
                 check_plan(plan, meta.content_length).map_err(fail)?;
                 let first = b"[\"dQw4w9WgXcQ:140|1\",0,";

@@ -112,6 +112,7 @@ fn media_status(e: &MediaError) -> StatusCode {
             StatusCode::from_u16(o.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
         }
         MediaError::NoStream { .. } | MediaError::Unindexable { .. } => StatusCode::NOT_FOUND,
+        MediaError::Refused(_) => StatusCode::BAD_REQUEST,
         MediaError::Index { .. } => StatusCode::BAD_GATEWAY,
         MediaError::Policy(_) => StatusCode::INTERNAL_SERVER_ERROR,
         MediaError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
