@@ -108,18 +108,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let file = cli.policy.clone();
             let limits = config.policy.clone();
             tokio_main(async move {
-                let (policy, bytes) = match &file {
+                let policy = match &file {
                     Some(path) => {
                         let bytes =
                             std::fs::read(path).with_context(|| format!("{}", path.display()))?;
                         let source = path.display().to_string();
-                        let p = Policy::new(&bytes, &source, limits).await?;
-                        (p, Some(bytes))
+                        Policy::new(&bytes, &source, limits).await?
                     }
-                    None => (Policy::with_default(limits).await?, None),
+                    None => Policy::with_default(limits).await?,
                 };
                 tracing::info!(policy = %policy.describe(), source = %policy.source(), "policy ready");
-                let reloader = Reloader::new(Arc::new(policy), file, bytes.as_deref());
+                let reloader = Reloader::new(Arc::new(policy), file);
                 node::run(addr, config, reloader, shutdown_signal()).await
             })
         }

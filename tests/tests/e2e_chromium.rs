@@ -20,7 +20,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use videortc_tests::browser::at;
-use videortc_tests::components::CHAOS;
+use videortc_tests::components::{CHAOS, CURATED};
 use videortc_tests::mesh::{
     BIG_ITAG, Mesh, Resolved, SignalServer, WebPeer, big_stream, chunk_count,
 };
@@ -749,6 +749,211 @@ async fn direct_mode_query_and_resolve() {
         resolve_exact(&peer, &m.origin, 251, 0).await;
         assert_eq!(yt.player_hits(VID), 1, "one parse for every question");
         assert_clean_link(&peer).await;
+    })
+    .await;
+}
+
+/// Like [`assert_exact`], for a segment framed by any of the test policies: the default and
+/// `curated` send 51,200-byte payloads, `chaos` 16,000.
+fn assert_exact_any_framing(
+    got: &Resolved,
+    origin: &TestOrigin,
+    itag: u32,
+    index: usize,
+    who: &str,
+) {
+    let want = segment(origin, itag, index);
+    let what = format!("{who}: {} segment {index}", sid(itag));
+    assert_eq!(got.len, want.len() as u64, "{what}: length");
+    assert_eq!(got.sha256, sha256_hex(want), "{what}: bytes differ");
+    assert_eq!(got.dups, 0, "{what}: duplicate chunks");
+    assert!(got.problems.is_empty(), "{what}: {:?}", got.problems);
+    let payload = got.payload.unwrap_or(want.len() as u64);
+    assert!(
+        [51_200, 16_000].contains(&payload) || got.chunks == 1,
+        "{what}: payload {payload}"
+    );
+    assert_eq!(
+        got.chunks,
+        (want.len() as u64).div_ceil(payload),
+        "{what}: chunk count"
+    );
+}
+
+async fn node_status(url: &str) -> Value {
+    let text = reqwest::get(format!("{url}/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Polls `/status` until `done` holds; the status then.
+async fn wait_status(url: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + JOIN;
+    loop {
+        let s = node_status(url).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {what}: {s}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// 20 policy swaps — the file written in place, a file renamed over it, SIGHUP and admin
+/// POSTs, mixed, through three different components — while 8 browser peers keep resolving:
+/// every segment arrives byte-exact, none is lost or sent twice. Then a component that keeps
+/// trapping is rolled back automatically to the one before it, `/status` says so, and the
+/// peers are served on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_swaps_under_load_then_an_automatic_rollback() {
+    serial(Duration::from_secs(300), async {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("swaps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("policy.wasm");
+        std::fs::write(&file, videortc::policy::DEFAULT_COMPONENT).unwrap();
+        let mut m = mesh(false).await;
+        let path = file.display().to_string();
+        m.start_node(&[("POLICY", path.as_str()), ("POLICY_ROLLBACK_FAILURES", "3")])
+            .await
+            .unwrap();
+        m.signal.wait_joined(&m.node_id, JOIN).await.unwrap();
+        let peers = eight_peers(&mut m).await;
+        let url = m.node_url().unwrap();
+        let pid = m.node_pid().unwrap().to_string();
+        let swapping = std::sync::atomic::AtomicBool::new(true);
+
+        let work = peers.iter().enumerate().map(|(k, p)| {
+            let (origin, swapping) = (&m.origin, &swapping);
+            async move {
+                let itags = [137, 140, 248, 251];
+                let mut n = 0;
+                while swapping.load(std::sync::atomic::Ordering::SeqCst) || n < 4 {
+                    let itag = itags[(k + n) % itags.len()];
+                    let count = stream(origin, itag).layout.segments.len();
+                    let i = (3 * k + n) % count;
+                    let got = p.resolve(&sid(itag), i as u32).await.unwrap();
+                    assert_exact_any_framing(&got, origin, itag, i, &p.me);
+                    n += 1;
+                }
+                n
+            }
+        });
+        let swapper = async {
+            let components = [CHAOS, CURATED, videortc::policy::DEFAULT_COMPONENT];
+            let client = reqwest::Client::new();
+            for k in 0..20 {
+                let before = node_status(&url).await["policy"]["generation"]
+                    .as_u64()
+                    .unwrap();
+                let bytes = components[k % components.len()];
+                match k % 4 {
+                    0 => std::fs::write(&file, bytes).unwrap(),
+                    1 => {
+                        let staged = dir.join("policy.wasm.new");
+                        std::fs::write(&staged, bytes).unwrap();
+                        std::fs::rename(&staged, &file).unwrap();
+                    }
+                    // The file as it is, loaded again.
+                    2 => {
+                        let kill = std::process::Command::new("kill")
+                            .args(["-HUP", &pid])
+                            .status()
+                            .unwrap();
+                        assert!(kill.success());
+                    }
+                    _ => {
+                        let resp = client
+                            .post(format!("{url}/admin/policy"))
+                            .body(bytes)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+                    }
+                }
+                wait_status(&url, &format!("swapped ({k})"), |s| {
+                    s["policy"]["generation"].as_u64() > Some(before)
+                })
+                .await;
+                // Let some resolves run on this policy.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            swapping.store(false, std::sync::atomic::Ordering::SeqCst);
+        };
+        let (served, ()) = futures_util::future::join(join_all(work), swapper).await;
+        eprintln!("segments per peer during the swaps: {served:?}");
+        let s = node_status(&url).await;
+        let policy = &s["policy"];
+        assert!(policy["reloads"].as_u64() >= Some(20), "{s}");
+        assert_eq!(
+            (
+                &policy["rejected"],
+                &policy["traps"],
+                &policy["invalid"],
+                &policy["rollbacks"]
+            ),
+            (
+                &Value::from(0),
+                &Value::from(0),
+                &Value::from(0),
+                &Value::from(0)
+            ),
+            "{s}"
+        );
+
+        // A component that traps on a message a peer can send: rolled back after 3 traps.
+        let before = policy["describe"].as_str().unwrap().to_owned();
+        let resp = reqwest::Client::new()
+            .post(format!("{url}/admin/policy"))
+            .body(CHAOS)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        for _ in 0..3 {
+            peers[0]
+                .send_text(r#"{"event":"chaos-panic"}"#)
+                .await
+                .unwrap();
+        }
+        let s = wait_status(&url, "rolled back", |s| s["policy"]["rollbacks"] == 1).await;
+        let policy = &s["policy"];
+        assert_eq!(policy["describe"], before.as_str(), "{s}");
+        assert_eq!(policy["traps"], 3, "{s}");
+        let last = &policy["last_rollback"];
+        assert!(
+            last["from"]["name"].as_str().unwrap().ends_with("+chaos"),
+            "{s}"
+        );
+        assert_eq!(last["from"]["source"], "upload", "{s}");
+        assert_eq!(last["to"]["name"], before.as_str(), "{s}");
+        assert!(
+            last["reason"].as_str().unwrap().contains("unreachable"),
+            "{s}"
+        );
+        let metrics = reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "videortc_policy_rollbacks_total 1"),
+            "{metrics}"
+        );
+        for (k, p) in peers.iter().enumerate() {
+            let i = k % 6;
+            let got = p.resolve(&sid(137), i as u32).await.unwrap();
+            assert_exact_any_framing(&got, &m.origin, 137, i, &p.me);
+            assert_clean_link(p).await;
+        }
     })
     .await;
 }

@@ -67,7 +67,7 @@ async fn site(with_public: bool) -> Site {
         url::Url::parse("https://www.youtube.com").unwrap(),
         &HubConfig::default(),
     ));
-    let shared = Shared::new(config, Reloader::new(policy, None, None), hub).unwrap();
+    let shared = Shared::new(config, Reloader::new(policy, None), hub).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = router(Arc::new(shared));

@@ -5,10 +5,11 @@
 //! Every path ends in [`Policy::load`], which validates before it swaps; a rejected
 //! candidate is logged and counted and the running policy keeps serving.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
@@ -67,9 +68,10 @@ pub enum Reloaded {
 pub struct Reloader {
     policy: Arc<Policy>,
     path: Option<PathBuf>,
-    /// Hash of the bytes loaded last, so that a touch or a second write event of the same
-    /// content does not reload.
-    last: Mutex<Option<u64>>,
+    /// The file as it was when last loaded from: an event that arrives after the file was
+    /// loaded again some other way (a late, debounced event; `SIGHUP`) finds it unchanged
+    /// and does not undo a later upload or rollback.
+    last_file: Mutex<Option<Loaded>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -80,20 +82,50 @@ impl std::fmt::Debug for Reloader {
     }
 }
 
-fn digest(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+/// SHA-256 of the bytes, hex, as `Policy::sha256` reports it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What identifies one write of the file: a rewrite with the same bytes is a new write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            #[cfg(unix)]
+            inode: meta.ino(),
+        }
+    }
+}
+
+/// The file as it was loaded: which write, which bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loaded {
+    stamp: Stamp,
+    sha256: String,
 }
 
 impl Reloader {
-    /// A reloader for `policy`, whose file (if any) is `path`. `initial` are the bytes the
-    /// policy started with.
-    pub fn new(policy: Arc<Policy>, path: Option<PathBuf>, initial: Option<&[u8]>) -> Arc<Self> {
+    /// A reloader for `policy`, whose file (if any) is `path`.
+    pub fn new(policy: Arc<Policy>, path: Option<PathBuf>) -> Arc<Self> {
         Arc::new(Reloader {
             policy,
             path,
-            last: Mutex::new(initial.map(digest)),
+            last_file: Mutex::new(None),
         })
     }
 
@@ -107,8 +139,10 @@ impl Reloader {
         self.path.as_deref()
     }
 
-    /// Reads the `POLICY` file and loads it. Without `force`, bytes identical to the last
-    /// loaded ones are skipped.
+    /// Reads the `POLICY` file and loads it. Without `force` it is skipped when it holds the
+    /// running policy (a touch, a repeated event), or when it has not been written since it
+    /// was last loaded (a late event: the policy may have been replaced since by an upload
+    /// or a rollback, which a stale event must not undo).
     pub async fn reload_file(&self, force: bool) -> Result<Reloaded, ReloadError> {
         let path = self.path.clone().ok_or(ReloadError::NoFile)?;
         let read_path = path.clone();
@@ -118,12 +152,25 @@ impl Reloader {
                 path: path.display().to_string(),
                 msg: e.to_string(),
             })??;
-        let hash = digest(&bytes);
-        if !force && *self.last.lock().unwrap_or_else(PoisonError::into_inner) == Some(hash) {
-            return Ok(Reloaded::Unchanged);
+        let (bytes, stamp) = bytes;
+        let seen = Loaded {
+            stamp,
+            sha256: sha256_hex(&bytes),
+        };
+        if !force {
+            let last = self
+                .last_file
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if seen.sha256 == self.policy.sha256() || last.as_ref() == Some(&seen) {
+                return Ok(Reloaded::Unchanged);
+            }
         }
         let d = self.policy.load(bytes, &path.display().to_string()).await?;
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(hash);
+        *self
+            .last_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(seen);
         Ok(Reloaded::Loaded(d))
     }
 
@@ -140,10 +187,7 @@ impl Reloader {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(ReloadError::PrecompiledUpload);
         }
-        let hash = digest(&bytes);
-        let d = self.policy.load(bytes, "upload").await?;
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(hash);
-        Ok(d)
+        Ok(self.policy.load(bytes, "upload").await?)
     }
 
     /// Watches the `POLICY` file and reloads it after changes settle, until the returned
@@ -235,16 +279,19 @@ impl Drop for FileWatch {
     }
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>, ReloadError> {
+/// The file's bytes and which write of it they are (metadata read before the bytes: a write
+/// in between makes a stamp older than the bytes, so the next event loads them again).
+fn read_limited(path: &Path) -> Result<(Vec<u8>, Stamp), ReloadError> {
     let err = |e: std::io::Error| ReloadError::Read {
         path: path.display().to_string(),
         msg: e.to_string(),
     };
-    let len = std::fs::metadata(path).map_err(err)?.len();
-    if len > MAX_POLICY_BYTES as u64 {
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if meta.len() > MAX_POLICY_BYTES as u64 {
         return Err(ReloadError::TooLarge(
-            usize::try_from(len).unwrap_or(usize::MAX),
+            usize::try_from(meta.len()).unwrap_or(usize::MAX),
         ));
     }
-    std::fs::read(path).map_err(err)
+    let bytes = std::fs::read(path).map_err(err)?;
+    Ok((bytes, Stamp::of(&meta)))
 }
