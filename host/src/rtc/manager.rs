@@ -93,7 +93,10 @@ impl<S: SegmentSource> PeerManager<S> {
             config,
             policy,
             source,
-            stats: Arc::new(RtcStats::default()),
+            stats: Arc::new(RtcStats {
+                signal_events_shed: signal.shed_counter(),
+                ..RtcStats::default()
+            }),
             signal,
             events,
             epoch: std::time::Instant::now(),

@@ -50,6 +50,9 @@ pub struct RtcStats {
     pub offers_refused: AtomicU64,
     /// Offers over the per-id rate (ignored).
     pub offers_limited: AtomicU64,
+    /// Signalling events shed because the peer manager was behind (the signalling client's
+    /// counter, shared).
+    pub signal_events_shed: std::sync::Arc<AtomicU64>,
 }
 
 /// A plain copy of [`RtcStats`].
@@ -77,6 +80,7 @@ pub struct StatsSnapshot {
     pub channels_refused: u64,
     pub offers_refused: u64,
     pub offers_limited: u64,
+    pub signal_events_shed: u64,
 }
 
 /// Adds one to a counter.
@@ -110,13 +114,14 @@ impl RtcStats {
             channels_refused: get(&self.channels_refused),
             offers_refused: get(&self.offers_refused),
             offers_limited: get(&self.offers_limited),
+            signal_events_shed: get(&self.signal_events_shed),
         }
     }
 
     /// Appends the counters in the Prometheus text format (`videortc_rtc_*`).
     pub fn write_prometheus(&self, out: &mut String) {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 21] = [
+        let rows: [(&str, &str, &str, u64); 22] = [
             ("peers", "gauge", "Peer connections held.", s.peers),
             ("channels", "gauge", "Open DataChannels.", s.channels),
             (
@@ -227,6 +232,12 @@ impl RtcStats {
                 "counter",
                 "Offers over the per-id rate.",
                 s.offers_limited,
+            ),
+            (
+                "signal_events_shed_total",
+                "counter",
+                "Signalling events shed because the peer manager was behind.",
+                s.signal_events_shed,
             ),
         ];
         for (name, kind, help, value) in rows {

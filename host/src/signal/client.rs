@@ -14,11 +14,16 @@
 //!   not parse and ids that are not [valid](super::is_valid_peer_id), with a log line;
 //! - **drops** messages sent while it is not connected (with a debug log): signalling is redone
 //!   after the reconnect, and a stale offer would only confuse the other side;
+//! - reads the socket as fast as it comes: when the consumer of the events is behind (its
+//!   queue of [`ClientConfig::queue_capacity`] is full, say under an offer flood) the new
+//!   event is **shed**, counted ([`SignalClient::shed_counter`]) and logged sparsely, instead
+//!   of the socket going unread until the server drops this node as a slow connection;
 //! - stops when every handle is dropped, when [`SignalClient::shutdown`] is called, or when the
 //!   event receiver is dropped; the event stream then ends.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -133,6 +138,21 @@ pub enum SignalEvent {
     Disconnected,
 }
 
+impl SignalEvent {
+    /// The event's name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignalEvent::Connected => "connected",
+            SignalEvent::Init { .. } => "init",
+            SignalEvent::Online { .. } => "online",
+            SignalEvent::Offer { .. } => "offer",
+            SignalEvent::Answer { .. } => "answer",
+            SignalEvent::Candidate { .. } => "candidate",
+            SignalEvent::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// Handle to the signalling client task: sends messages with `from` filled in.
 ///
 /// Cheap to clone. The task stops when the last clone is dropped or [`Self::shutdown`] is
@@ -142,6 +162,7 @@ pub struct SignalClient {
     id: Arc<str>,
     outgoing: mpsc::Sender<String>,
     stop: Arc<watch::Sender<bool>>,
+    shed: Arc<AtomicU64>,
 }
 
 impl SignalClient {
@@ -164,11 +185,14 @@ impl SignalClient {
         let (event_tx, event_rx) = mpsc::channel(capacity);
         let (stop_tx, stop_rx) = watch::channel(false);
         let id: Arc<str> = Arc::from(config.id.as_str());
+        let shed = Arc::new(AtomicU64::new(0));
         let worker = Worker {
             timing: Timing::from(&config),
             url,
             max_message_size: config.max_message_size.max(1024),
             junk: Sparse::default(),
+            behind: Sparse::default(),
+            shed: shed.clone(),
             id: id.clone(),
             outgoing: out_rx,
             events: event_tx,
@@ -179,8 +203,14 @@ impl SignalClient {
             id,
             outgoing: out_tx,
             stop: Arc::new(stop_tx),
+            shed,
         };
         Ok((handle, event_rx))
+    }
+
+    /// Counts events shed because their consumer was behind (shared, for `/metrics`).
+    pub fn shed_counter(&self) -> Arc<AtomicU64> {
+        self.shed.clone()
     }
 
     /// Our own peer id.
@@ -296,6 +326,9 @@ struct Worker {
     url: String,
     max_message_size: usize,
     junk: Sparse,
+    /// Events shed because the consumer was behind.
+    behind: Sparse,
+    shed: Arc<AtomicU64>,
     id: Arc<str>,
     outgoing: mpsc::Receiver<String>,
     events: mpsc::Sender<SignalEvent>,
@@ -379,6 +412,24 @@ impl Worker {
         }
     }
 
+    /// Hands a message's event to the consumer without waiting: the socket must keep being
+    /// read. Sheds it (counted, logged sparsely) when the consumer is behind; `Break` when
+    /// nobody listens any more.
+    fn offer(&mut self, event: SignalEvent) -> ControlFlow<()> {
+        match self.events.try_send(event) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                self.shed.fetch_add(1, Ordering::Relaxed);
+                self.behind.note(format_args!(
+                    "the peer manager is behind: {} shed",
+                    event.kind()
+                ));
+                ControlFlow::Continue(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => ControlFlow::Break(()),
+        }
+    }
+
     /// Pumps one connection. `Break` when the client is stopping, `Continue` to reconnect.
     async fn session(&mut self, mut ws: Socket) -> ControlFlow<()> {
         let Timing {
@@ -419,7 +470,7 @@ impl Worker {
                         continue;
                     }
                     if let Some(event) = self.decode(&text)
-                        && self.emit(event).await.is_break()
+                        && self.offer(event).is_break()
                     {
                         break (ControlFlow::Break(()), true);
                     }

@@ -911,6 +911,66 @@ async fn client_detects_missing_pong() {
     mute.abort();
 }
 
+/// An offer flood while the node's peer manager reads nothing: the client keeps reading the
+/// socket and sheds what does not fit its queue, so the server never drops the node as a slow
+/// reader; the manager gets the first offers, the rest are counted, and a message after the
+/// flood arrives on the same connection.
+#[tokio::test]
+async fn client_sheds_events_instead_of_falling_behind() {
+    let server = TestServer::start(ServerConfig {
+        queue_capacity: 4,
+        max_message_size: 1 << 20,
+        ..ServerConfig::default()
+    })
+    .await;
+    let (me, flood) = (pid('m'), pid('f'));
+    let config = ClientConfig {
+        queue_capacity: 8,
+        max_message_size: 1 << 20,
+        ..client_config(&server, &me)
+    };
+    let (client, mut events) = SignalClient::spawn(config).unwrap();
+    assert_eq!(next_event(&mut events).await, SignalEvent::Connected);
+    assert_eq!(
+        next_event(&mut events).await,
+        SignalEvent::Init { ids: vec![] }
+    );
+    let mut flooder = RawPeer::join(&server, &flood).await;
+    flooder.recv_json().await;
+    assert_eq!(
+        next_event(&mut events).await,
+        SignalEvent::Online { id: flood.clone() }
+    );
+
+    // 160 offers of 128 KiB: 20 MiB, far past the socket buffers and the server's queue of 4.
+    let sdp = "x".repeat(128 * 1024);
+    for _ in 0..160 {
+        flooder.send_text(offer_json(&flood, &me, &sdp));
+    }
+    let shed = client.shed_counter();
+    within("the flood to be read", async {
+        while shed.load(std::sync::atomic::Ordering::Relaxed) < 160 - 8 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    for _ in 0..8 {
+        let e = next_event(&mut events).await;
+        assert!(matches!(e, SignalEvent::Offer { .. }), "{}", e.kind());
+    }
+    flooder.send_text(offer_json(&flood, &me, "after"));
+    assert_eq!(
+        next_event(&mut events).await,
+        SignalEvent::Offer {
+            from: flood,
+            sdp: "after".into()
+        },
+        "the connection was never dropped"
+    );
+    assert_eq!(shed.load(std::sync::atomic::Ordering::Relaxed), 152);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn client_keepalive_holds_a_healthy_connection() {
     let server = TestServer::start(ServerConfig {
