@@ -917,16 +917,10 @@ async fn client_detects_missing_pong() {
 /// flood arrives on the same connection.
 #[tokio::test]
 async fn client_sheds_events_instead_of_falling_behind() {
-    let server = TestServer::start(ServerConfig {
-        queue_capacity: 4,
-        max_message_size: 1 << 20,
-        ..ServerConfig::default()
-    })
-    .await;
+    let server = TestServer::start(ServerConfig::default()).await;
     let (me, flood) = (pid('m'), pid('f'));
     let config = ClientConfig {
         queue_capacity: 8,
-        max_message_size: 1 << 20,
         ..client_config(&server, &me)
     };
     let (client, mut events) = SignalClient::spawn(config).unwrap();
@@ -942,14 +936,15 @@ async fn client_sheds_events_instead_of_falling_behind() {
         SignalEvent::Online { id: flood.clone() }
     );
 
-    // 160 offers of 128 KiB: 20 MiB, far past the socket buffers and the server's queue of 4.
-    let sdp = "x".repeat(128 * 1024);
-    for _ in 0..160 {
+    // 5,000 offers of 4 KiB: 20 MiB, far past the socket buffers and the server's queue of
+    // 256 messages per socket, which drops a reader that falls that far behind.
+    let sdp = "x".repeat(4 * 1024);
+    for _ in 0..5000 {
         flooder.send_text(offer_json(&flood, &me, &sdp));
     }
     let shed = client.shed_counter();
     within("the flood to be read", async {
-        while shed.load(std::sync::atomic::Ordering::Relaxed) < 160 - 8 {
+        while shed.load(std::sync::atomic::Ordering::Relaxed) < 5000 - 8 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -967,7 +962,7 @@ async fn client_sheds_events_instead_of_falling_behind() {
         },
         "the connection was never dropped"
     );
-    assert_eq!(shed.load(std::sync::atomic::Ordering::Relaxed), 152);
+    assert_eq!(shed.load(std::sync::atomic::Ordering::Relaxed), 4992);
     server.stop().await;
 }
 
