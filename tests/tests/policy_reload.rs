@@ -354,6 +354,16 @@ async fn the_curated_example_changes_the_nodes_decisions() {
         serde_json::json!(["allow-list", "segment-cap"])
     );
     assert_eq!(mpd_itags(&node).await, ["137", "140"], "AAC first");
+    let metrics = get(&format!("{}/metrics", node.url()), &[]).await.text();
+    let info = format!(
+        r#"videortc_policy_info{{describe="videortc-policy-curated 0.1.0",world="0.2.1",source="{}",sha256="{}"}} 1"#,
+        file.display(),
+        sha256_hex(CURATED)
+    );
+    assert!(
+        metrics.lines().any(|l| l == info),
+        "{info} not in {metrics}"
+    );
     for path in [
         format!("/video/{other}.json"),
         format!("/video/{other}.mpd"),

@@ -112,6 +112,42 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     );
 }
 
+/// A label value in the Prometheus text format: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Which policy serves (an info metric, value 1), since when, and its generation.
+fn policy_info(out: &mut String, s: &AppState) {
+    let d = s.policy.description();
+    let _ = writeln!(
+        out,
+        "# HELP videortc_policy_info The serving policy.\n# TYPE videortc_policy_info gauge\n\
+         videortc_policy_info{{describe=\"{}\",world=\"{}\",source=\"{}\",sha256=\"{}\"}} 1",
+        label(&d.name),
+        label(&d.world),
+        label(&s.policy.source()),
+        label(&s.policy.sha256()),
+    );
+    metric(
+        out,
+        "videortc_policy_loaded_at_seconds",
+        "gauge",
+        "When the serving policy started serving (Unix time).",
+        s.policy.loaded_at(),
+    );
+    metric(
+        out,
+        "videortc_policy_generation",
+        "gauge",
+        "Policies loaded so far, rollbacks included: changes with every swap.",
+        s.policy.generation(),
+    );
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut out = String::with_capacity(4096);
@@ -303,8 +339,18 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     ] {
         metric(&mut out, name, "counter", help, v);
     }
+    policy_info(&mut out, &s);
     if let Some(peers) = &s.peers {
         peers.write_metrics(&mut out);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::label(r#"a "b" \c"#), r#"a \"b\" \\c"#);
+        assert_eq!(super::label("x\ny"), r"x\ny");
+    }
 }
