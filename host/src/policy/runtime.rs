@@ -445,19 +445,23 @@ impl Policy {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .note(&self.config.rollback, generation, std::time::Instant::now());
-        if due && generation == self.generation() {
-            self.roll_back(why).await;
+        if due {
+            self.roll_back(generation, why).await;
         }
     }
 
-    /// Replaces the serving policy with the last one that served before it, or with the
-    /// embedded default. Skipped while an operator's load is in progress: that replaces the
-    /// failing policy anyway.
-    async fn roll_back(&self, why: &str) {
+    /// Replaces the serving policy (if it is still generation `failed`) with the last one
+    /// that served before it, or with the embedded default. Skipped while an operator's load
+    /// is in progress: that replaces the failing policy anyway.
+    async fn roll_back(&self, failed: u64, why: &str) {
         let Ok(_one_at_a_time) = self.loading.try_lock() else {
             return;
         };
         let failing = self.current.load_full();
+        if failing.generation != failed {
+            // Another policy started serving since the failure.
+            return;
+        }
         let previous = self
             .history
             .lock()
