@@ -17,7 +17,8 @@
 //! - reads the socket as fast as it comes: when the consumer of the events is behind (its
 //!   queue of [`ClientConfig::queue_capacity`] is full, say under an offer flood) the new
 //!   event is **shed**, counted ([`SignalClient::shed_counter`]) and logged sparsely, instead
-//!   of the socket going unread until the server drops this node as a slow connection;
+//!   of the socket going unread, which a server answers by dropping messages or, once pings
+//!   go unanswered, this node;
 //! - stops when every handle is dropped, when [`SignalClient::shutdown`] is called, or when the
 //!   event receiver is dropped; the event stream then ends.
 

@@ -21,10 +21,12 @@
 //!   nothing (pong or any other frame) arrived since the previous ping is dropped, so a dead
 //!   peer goes within two intervals. The original uses 30 s and counts only pongs.
 //! - Each connection has a bounded outgoing queue ([`ServerConfig::queue_capacity`] messages,
-//!   each at most [`ServerConfig::max_message_size`] bytes). A connection whose queue is full
-//!   is dropped (its client reconnects and signalling is redone) rather than buffering without
-//!   bound as the original does. A write that makes no progress for a ping interval drops it
-//!   too.
+//!   each at most [`ServerConfig::max_message_size`] bytes). A message for a connection whose
+//!   queue is full is dropped (counted, logged at most once per 10 s) rather than buffered
+//!   without bound as the original does. The connection stays: a burst aimed at one peer (an
+//!   offer flood) must not get that peer thrown out of the room. A reader that is really stuck
+//!   is dropped by the heartbeat (no pong) or by a write that makes no progress for a ping
+//!   interval.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -154,7 +156,13 @@ struct Registry {
     next_seq: u64,
     closed: bool,
     conns: BTreeMap<u64, Conn>,
+    /// Messages dropped at a full queue since the last log line, and when that was.
+    shed: u64,
+    shed_logged: Option<Instant>,
 }
+
+/// At most one log line per this long about messages dropped at full queues.
+const SHED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 struct Conn {
     id: Arc<str>,
@@ -228,25 +236,46 @@ impl Registry {
             .collect()
     }
 
-    /// Queues `msg` for every connection matching `to`; drops those whose queue is full.
-    /// Returns how many got it.
+    /// Queues `msg` for every connection matching `to`; a connection whose queue is full
+    /// does not get it. Returns how many got it.
     fn deliver(&mut self, to: impl Fn(&Conn) -> bool, msg: &WsMessage) -> usize {
         let mut delivered = 0;
-        let mut full = Vec::new();
-        for (seq, conn) in self.conns.iter().filter(|(_, c)| to(c)) {
+        let mut full: Option<Arc<str>> = None;
+        let mut shed = 0;
+        for conn in self.conns.values().filter(|c| to(c)) {
             match conn.tx.try_send(msg.clone()) {
                 Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => full.push(*seq),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    shed += 1;
+                    full.get_or_insert_with(|| conn.id.clone());
+                }
                 // The task is ending and will remove itself.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        for seq in full {
-            if let Some(conn) = self.conns.remove(&seq) {
-                warn!(peer = %conn.id, "signalling queue full; dropping slow connection");
-            }
+        if let Some(peer) = full {
+            self.note_shed(&peer, shed);
         }
         delivered
+    }
+
+    /// Counts messages dropped at a full queue; logs at most once per [`SHED_LOG_EVERY`].
+    fn note_shed(&mut self, peer: &str, n: u64) {
+        self.shed += n;
+        let now = Instant::now();
+        if self
+            .shed_logged
+            .is_some_and(|t| now.duration_since(t) < SHED_LOG_EVERY)
+        {
+            return;
+        }
+        warn!(
+            %peer,
+            dropped = self.shed,
+            "signalling queue full; messages dropped (the connection stays)"
+        );
+        self.shed = 0;
+        self.shed_logged = Some(now);
     }
 
     fn leave(&mut self, seq: u64) {
@@ -407,7 +436,7 @@ async fn run_connection(
     loop {
         let outgoing = tokio::select! {
             biased;
-            _ = &mut kick => return "removed (queue full or shutdown)",
+            _ = &mut kick => return "removed (replaced or shutdown)",
             frame = ws.next() => match frame {
                 Some(Ok(msg @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
                     alive = true;
@@ -441,7 +470,7 @@ async fn run_connection(
         };
         tokio::select! {
             biased;
-            _ = &mut kick => return "removed (queue full or shutdown)",
+            _ = &mut kick => return "removed (replaced or shutdown)",
             sent = timeout(period, ws.send(outgoing)) => match sent {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {

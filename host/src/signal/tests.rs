@@ -592,11 +592,15 @@ async fn server_drops_sockets_that_do_not_pong() {
     server.stop().await;
 }
 
+/// A flood aimed at a peer that does not read: what does not fit its queue is dropped, the
+/// flooder and the rest of the room go on, and the stuck reader itself is dropped by the
+/// heartbeat (not by the burst).
 #[tokio::test]
-async fn server_drops_a_reader_that_falls_behind() {
+async fn server_sheds_for_a_reader_that_falls_behind_and_drops_it_when_stuck() {
     let config = ServerConfig {
         queue_capacity: 4,
         max_message_size: 1 << 20,
+        ping_interval: Duration::from_millis(300),
         ..ServerConfig::default()
     };
     let server = TestServer::start(config).await;
@@ -629,10 +633,18 @@ async fn server_drops_a_reader_that_falls_behind() {
         relayed(&marker, &flood)
     );
 
+    // Right after the burst the stuck reader is still in the room...
+    let mut early = RawPeer::join(&server, &pid('e')).await;
+    assert_eq!(
+        early.recv_json().await,
+        json!({"event": "init", "ids": [slow, flood]})
+    );
+    // ...and within a few heartbeats it is gone; the flooder never was.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut late = RawPeer::join(&server, &pid('n')).await;
     assert_eq!(
         late.recv_json().await,
-        json!({"event": "init", "ids": [flood]})
+        json!({"event": "init", "ids": [flood, pid('e')]})
     );
     server.stop().await;
 }
