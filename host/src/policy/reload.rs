@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
-
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use super::runtime::sha256_hex;
 use super::{Description, Policy, PolicyError};
 
 /// Quiet time after the last change before the file is read: editors and `cp` write in
@@ -80,14 +79,6 @@ impl std::fmt::Debug for Reloader {
             .field("path", &self.path)
             .finish()
     }
-}
-
-/// SHA-256 of the bytes, hex, as `Policy::sha256` reports it.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// What identifies one write of the file: a rewrite with the same bytes is a new write.

@@ -773,10 +773,7 @@ async fn prepare(
     source: &str,
     generation: u64,
 ) -> Result<Loaded, PolicyError> {
-    let sha256: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = sha256_hex(&bytes);
     // Compiling takes hundreds of milliseconds of CPU: not on an async worker.
     let e = engine.clone();
     let component = tokio::task::spawn_blocking(move || load::component(&e, &bytes))
@@ -816,6 +813,14 @@ async fn prepare(
     loaded.description = description;
     loaded.ping = ping;
     Ok(loaded)
+}
+
+/// SHA-256 of a component's bytes, lower-case hex: how `/status` names a build.
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn unix_now() -> u64 {
