@@ -3,9 +3,10 @@
 //!
 //! The budget is carved up once, at start: first a reservation for the peers (what each
 //! connection the admission limits allow can hold: its association's state and receive
-//! window, every channel's read buffer and send window), then shares of the rest for the
-//! segment cache, segment bytes held by sends in progress (bytes a slow peer or HTTP client
-//! still holds after the cache dropped them count here), segment tables, small HTTP ranges
+//! window, every channel's read buffer and the floor of its send window), then shares of the
+//! rest for the segment cache, segment bytes held by sends in progress (bytes a slow peer or
+//! HTTP client still holds after the cache dropped them count here), send windows grown past
+//! their floors on long fast paths (`rtc/window.rs`), segment tables, small HTTP ranges
 //! (a cache of their own, so that they never evict the segments peers are being served),
 //! VideoInfo, documents (data API answers, captions) and YouTube responses (direct mode).
 //! What is not carved out (the binary, wasmtime's code and instances, the runtime) is the
@@ -44,6 +45,8 @@ pub struct Shares {
     pub segments: u64,
     /// Segment bytes held by sends in progress.
     pub in_flight: u64,
+    /// What DataChannel send windows may queue above their floors (the floors are in `peers`).
+    pub windows: u64,
     /// Segment tables.
     pub tables: u64,
     /// Small HTTP ranges that are not a whole segment.
@@ -89,7 +92,8 @@ pub enum BudgetError {
 
 impl Shares {
     /// Carves `total` up, `peers` first (0 without WebRTC). The rest goes in sixteenths:
-    /// 7 segments, 4 in flight, 1 each to tables, ranges, infos, documents and YouTube. With
+    /// 7 segments, 3 in flight, 1 each to send windows, tables, ranges, infos, documents and
+    /// YouTube. With
     /// `segments` (`CACHE_BYTES`) given, the segment cache gets exactly that and the other
     /// shares split what is left in the same proportions.
     ///
@@ -124,7 +128,8 @@ impl Shares {
             total,
             peers,
             segments,
-            in_flight: ninth * 4,
+            in_flight: ninth * 3,
+            windows: ninth,
             tables: ninth,
             ranges: ninth,
             infos: ninth,
@@ -254,6 +259,7 @@ mod tests {
         let carved = s.peers
             + s.segments
             + s.in_flight
+            + s.windows
             + s.tables
             + s.ranges
             + s.infos
@@ -261,7 +267,8 @@ mod tests {
             + s.youtube;
         assert!(carved <= s.total, "{s:?}");
         assert!(s.total - carved < 64, "{s:?}");
-        assert!(s.segments > 30 * MIB && s.in_flight > 19 * MIB, "{s:?}");
+        assert!(s.segments > 30 * MIB && s.in_flight > 14 * MIB, "{s:?}");
+        assert!(s.windows > 5 * MIB, "{s:?}");
     }
 
     #[test]
@@ -275,7 +282,7 @@ mod tests {
     fn cache_bytes_takes_the_segment_share_and_must_fit() {
         let s = Shares::carve(128 * MIB, 0, Some(100 * MIB)).unwrap();
         assert_eq!(s.segments, 100 * MIB);
-        assert_eq!(s.in_flight, 28 * MIB / 9 * 4);
+        assert_eq!(s.in_flight, 28 * MIB / 9 * 3);
         let e = Shares::carve(128 * MIB, 0, Some(125 * MIB)).unwrap_err();
         assert!(matches!(e, BudgetError::SegmentsTooLarge { .. }), "{e}");
     }

@@ -73,8 +73,11 @@ pub struct RtcSettings {
     pub ice_servers: Vec<IceServer>,
     /// `PUBLICIP`.
     pub public_ip: Option<PublicIp>,
-    /// In-flight bytes per DataChannel (`RTC_WINDOW`), 64 KiB by default.
+    /// The floor of each DataChannel's send window (`RTC_WINDOW`), 64 KiB by default.
     pub window: usize,
+    /// Its ceiling (`RTC_WINDOW_MAX`), 4 MiB by default; `RTC_WINDOW_MAX=RTC_WINDOW` fixes
+    /// the window.
+    pub window_max: usize,
     /// Offer loopback ICE candidates (`RTC_LOOPBACK=1`): for peers on the same host (tests).
     pub include_loopback: bool,
     /// Admission limits for a node in a public room.
@@ -203,8 +206,10 @@ pub struct Config {
     pub policy: PolicyConfig,
 }
 
-/// Default in-flight window per DataChannel (WEBRTC-NOTES: best on one host).
+/// Default floor of the send window per DataChannel (WEBRTC-NOTES: best on one host).
 pub const DEFAULT_WINDOW: usize = 64 * 1024;
+/// Default ceiling of the send window per DataChannel: 8 MB/s at up to 250 ms.
+pub const DEFAULT_WINDOW_MAX: usize = 4 << 20;
 /// Default limit of one origin request.
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for data of a streamed origin body.
@@ -256,8 +261,12 @@ impl Config {
                         .unwrap_or_default(),
                     public_ip: get("PUBLICIP").map(|v| parse_public_ip(&v)).transpose()?,
                     window: match get("RTC_WINDOW") {
-                        Some(v) => parse_window(&v)?,
+                        Some(v) => parse_window("RTC_WINDOW", &v)?,
                         None => DEFAULT_WINDOW,
+                    },
+                    window_max: match get("RTC_WINDOW_MAX") {
+                        Some(v) => parse_window("RTC_WINDOW_MAX", &v)?,
+                        None => DEFAULT_WINDOW_MAX,
                     },
                     include_loopback: match get("RTC_LOOPBACK").as_deref() {
                         None | Some("0") | Some("false") => false,
@@ -505,13 +514,10 @@ pub fn parse_public_ip(v: &str) -> Result<PublicIp, ConfigError> {
     }
 }
 
-fn parse_window(v: &str) -> Result<usize, ConfigError> {
+fn parse_window(var: &'static str, v: &str) -> Result<usize, ConfigError> {
     match v.parse::<usize>() {
-        Ok(n) if (16 * 1024..=16 << 20).contains(&n) => Ok(n),
-        _ => Err(err(
-            "RTC_WINDOW",
-            format!("{v:?}: bytes between 16384 and 16777216"),
-        )),
+        Ok(n) if (16 * 1024..=64 << 20).contains(&n) => Ok(n),
+        _ => Err(err(var, format!("{v:?}: bytes between 16384 and 67108864"))),
     }
 }
 

@@ -49,6 +49,7 @@ pub async fn run(
         peers = m.peers,
         segments = m.segments,
         in_flight = m.in_flight,
+        windows = m.windows,
         tables = m.tables,
         ranges = m.ranges,
         infos = m.infos,
@@ -81,7 +82,7 @@ pub async fn run(
         Shared::new(config, reloader.clone(), hub.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rtc = match rtc_settings {
         Some(settings) => {
-            let rtc = start_rtc(&settings, policy, hub).await?;
+            let rtc = start_rtc(&settings, m.windows, policy, hub).await?;
             shared.peers = Some(Arc::new(rtc.manager.clone()));
             Some(rtc)
         }
@@ -127,6 +128,7 @@ pub async fn run(
 /// Joins the signalling server and starts the peer manager.
 async fn start_rtc(
     rtc: &videortc::config::RtcSettings,
+    windows: u64,
     policy: Arc<Policy>,
     hub: Arc<MediaHub>,
 ) -> anyhow::Result<Rtc> {
@@ -144,7 +146,8 @@ async fn start_rtc(
         public_ip: rtc.public_ip.map(|p| (p.ip, p.port)),
         include_loopback: rtc.include_loopback,
         window: rtc.window,
-        low_water: RtcConfig::default().low_water.min(rtc.window / 4),
+        window_max: rtc.window_max.max(rtc.window),
+        window_pool: windows,
         max_peers: rtc.limits.max_peers,
         max_channels: rtc.limits.max_channels,
         max_queue: rtc.limits.max_queued,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
-use videortc_tests::mesh::{BIG_ITAG, Mesh, Resolved, WebPeer, big_stream, rss_kib};
+use videortc_tests::mesh::{BIG_ITAG, Mesh, Resolved, WebPeer, big_stream, cpu_seconds, rss_kib};
 use videortc_tests::origin::{TestOrigin, VID, fixture_streams};
 
 const SMALL_ITAGS: [u32; 4] = [137, 140, 248, 251];
@@ -91,16 +91,6 @@ fn fmt(values: &[f64], digits: usize) -> String {
         "{med:.digits$} (min {min:.digits$}, max {max:.digits$}, n={})",
         values.len()
     )
-}
-
-/// User + system CPU seconds of a process (clock ticks at 100 Hz).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// CPU seconds of `root` and all its descendants (Chromium's browser, zygotes, renderers, GPU

@@ -9,6 +9,7 @@ pub mod origin;
 pub mod proxy;
 pub mod stand_in;
 pub mod walk;
+pub mod wan;
 pub mod worlds;
 pub mod xml;
 pub mod youtube;

@@ -9,7 +9,7 @@ use tracing::{Instrument, debug, info, warn};
 use webrtc::data::data_channel::DataChannel;
 
 use super::queue::{Cancel, Push, SendQueue, seg_name};
-use super::stats::{ChannelSnapshot, bump};
+use super::stats::{ChannelSnapshot, PathSnapshot, bump};
 use super::{Ctx, SegmentSource, sender};
 use crate::media::Decision;
 use crate::policy::{Message, Request, RequestKind, SegmentRef};
@@ -58,7 +58,9 @@ impl Channel {
             activity,
         });
         channel.dc.set_buffered_amount_low_threshold(
-            ctx.config.effective_low_water(super::DEFAULT_MESSAGE_SIZE),
+            ctx.config
+                .window
+                .saturating_sub(super::DEFAULT_MESSAGE_SIZE),
         );
         let low = channel.low.clone();
         // Runs under the SCTP association lock: only signal.
@@ -138,6 +140,17 @@ impl Channel {
             in_flight,
             messages_received: self.dc.messages_received(),
             messages_sent: self.dc.messages_sent(),
+            path: {
+                let c = self.dc.congestion();
+                PathSnapshot {
+                    srtt_ms: c.srtt_us as f64 / 1000.0,
+                    min_rtt_ms: c.min_rtt_us as f64 / 1000.0,
+                    cwnd: c.cwnd,
+                    in_flight: c.in_flight,
+                    delivery_rate: c.delivery_rate,
+                    pacing_rate: c.pacing_rate,
+                }
+            },
         }
     }
 

@@ -44,15 +44,23 @@ pub struct RtcConfig {
     pub public_ip: Option<(IpAddr, Option<u16>)>,
     /// Gather loopback candidates too (tests on 127.0.0.1). Default false.
     pub include_loopback: bool,
-    /// Bytes in flight per channel: a chunk is sent while `buffered + chunk <= window` (one
-    /// chunk is always allowed onto an empty buffer). Default 64 KiB (WEBRTC-NOTES.md).
+    /// The floor of each channel's send window: a chunk is sent while
+    /// `buffered + chunk <= window` (one chunk is always allowed onto an empty buffer), and the
+    /// window grows from here with the path (`window.rs`). Default 64 KiB (WEBRTC-NOTES.md:
+    /// best on one host).
     pub window: usize,
-    /// Buffered amount at which a paused sender resumes. Clamped to
-    /// `window - message size` (or 0), above which the edge-triggered event never fires.
-    /// Default 12 KiB.
-    pub low_water: usize,
+    /// The ceiling of each channel's send window; equal to `window` for a fixed window.
+    /// Default 4 MiB.
+    pub window_max: usize,
+    /// Bytes all channels together may queue above their floors (`MEMORY_BUDGET`'s `windows`
+    /// share). Default 16 MiB.
+    pub window_pool: u64,
     /// A peer not connected this long after it was created is dropped. Default 60 s.
     pub connect_timeout: Duration,
+    /// A peer connected this long without an open DataChannel (its channel's open handshake
+    /// was lost, or it never opened one) is re-made once by a new offer, then dropped.
+    /// Default 10 s.
+    pub channel_timeout: Duration,
     /// A peer whose connection stays `disconnected` this long is dropped (ICE may recover
     /// before). Default 5 s.
     pub disconnect_grace: Duration,
@@ -91,8 +99,10 @@ impl Default for RtcConfig {
             public_ip: None,
             include_loopback: false,
             window: 64 * 1024,
-            low_water: 12 * 1024,
+            window_max: 4 << 20,
+            window_pool: 16 << 20,
             connect_timeout: Duration::from_secs(60),
+            channel_timeout: Duration::from_secs(10),
             disconnect_grace: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(2),
@@ -116,6 +126,9 @@ impl RtcConfig {
         if self.window == 0 {
             return bad("window must be positive");
         }
+        if self.window_max < self.window {
+            return bad("the window's ceiling is below its floor");
+        }
         if self.read_buffer < 64 * 1024 {
             return bad("read buffer must hold a 65,536-byte message");
         }
@@ -134,11 +147,5 @@ impl RtcConfig {
             )));
         }
         Ok(())
-    }
-
-    /// The low-water mark for messages of `message` bytes: at most `window - message`, so
-    /// that a sender waiting for room always sees the buffered amount cross it on the way down.
-    pub fn effective_low_water(&self, message: usize) -> usize {
-        self.low_water.min(self.window.saturating_sub(message))
     }
 }

@@ -11,10 +11,10 @@ use tracing::{debug, info, warn};
 
 use super::channel::short;
 use super::limits::OfferRate;
-use super::peer::{Command, Peer, PeerEvent, Role};
+use super::peer::{Command, NO_CHANNEL, Peer, PeerEvent, Role};
 use super::stack::Stack;
 use super::stats::{RtcSnapshot, RtcStats, SignalState, bump};
-use super::{Ctx, RtcConfig, RtcError, SegmentSource};
+use super::{Ctx, RtcConfig, RtcError, SegmentSource, WindowPool};
 use crate::policy::Policy;
 use crate::signal::{SignalClient, SignalEvent};
 
@@ -73,7 +73,12 @@ struct Inner<S> {
     signal_state: watch::Sender<SignalState>,
     reports: Mutex<Option<mpsc::UnboundedReceiver<PeerEvent>>>,
     offers: OfferRate,
+    /// Peers re-made for want of a DataChannel, and when: once per [`REMAKE_EVERY`].
+    remade: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// A peer is re-made for want of a DataChannel at most this often.
+const REMAKE_EVERY: Duration = Duration::from_secs(300);
 
 impl<S: SegmentSource> PeerManager<S> {
     /// Builds the WebRTC stack (binding the shared UDP port if `PUBLICIP` has one). `signal`
@@ -89,6 +94,7 @@ impl<S: SegmentSource> PeerManager<S> {
         let (events, reports) = mpsc::unbounded_channel();
         let id = signal.id().to_owned();
         let offers = OfferRate::new(config.offers_per_minute);
+        let window_pool = config.window_pool;
         let ctx = Arc::new(Ctx {
             config,
             policy,
@@ -101,6 +107,7 @@ impl<S: SegmentSource> PeerManager<S> {
             events,
             epoch: std::time::Instant::now(),
             limits: Default::default(),
+            windows: WindowPool::new(window_pool),
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -112,6 +119,7 @@ impl<S: SegmentSource> PeerManager<S> {
                 signal_state: watch::Sender::new(SignalState::Disconnected),
                 reports: Mutex::new(Some(reports)),
                 offers,
+                remade: Mutex::default(),
             }),
         })
     }
@@ -134,7 +142,7 @@ impl<S: SegmentSource> PeerManager<S> {
                 Some(PeerEvent::Dead { id, generation, reason }) = reports.recv() => {
                     self.inner.remove_if(&id, generation, reason);
                 }
-                _ = sweep.tick() => self.inner.sweep(),
+                _ = sweep.tick() => self.inner.sweep().await,
             }
         }
         self.shutdown().await;
@@ -387,8 +395,9 @@ impl<S: SegmentSource> Inner<S> {
         }
     }
 
-    /// Drops every peer that is failed, closed, disconnected too long or stuck connecting.
-    fn sweep(&self) {
+    /// Drops every peer that is failed, closed, disconnected too long or stuck connecting. A
+    /// peer connected without a DataChannel is re-made with a new offer, once.
+    async fn sweep(&self) {
         let dead: Vec<(String, u64, &'static str)> = self
             .slots()
             .values()
@@ -399,8 +408,25 @@ impl<S: SegmentSource> Inner<S> {
             })
             .collect();
         for (id, generation, reason) in dead {
-            self.remove_if(&id, generation, reason);
+            if reason == NO_CHANNEL && self.remake_allowed(&id) {
+                info!(peer = %short(&id), generation, "connected without a data channel; re-making");
+                bump(&self.ctx.stats.peers_remade);
+                self.open(id, Role::Offerer, Command::Connect).await;
+            } else {
+                self.remove_if(&id, generation, reason);
+            }
         }
+    }
+
+    /// Whether `id` may be re-made now (and notes it if so).
+    fn remake_allowed(&self, id: &str) -> bool {
+        let mut remade = lock(&self.remade);
+        remade.retain(|_, at| at.elapsed() < REMAKE_EVERY);
+        if remade.contains_key(id) {
+            return false;
+        }
+        remade.insert(id.to_owned(), std::time::Instant::now());
+        true
     }
 
     fn update_gauge(&self) {

@@ -23,6 +23,7 @@ mod queue;
 mod sender;
 mod stack;
 mod stats;
+mod window;
 
 #[cfg(test)]
 mod test_peer;
@@ -36,7 +37,10 @@ use tokio::sync::mpsc;
 
 pub use config::{DEFAULT_ICE_SERVER, DEFAULT_MESSAGE_SIZE, IceServer, RtcConfig};
 pub use manager::PeerManager;
-pub use stats::{ChannelSnapshot, PeerSnapshot, RtcSnapshot, RtcStats, SignalState, StatsSnapshot};
+pub use stats::{
+    ChannelSnapshot, PathSnapshot, PeerSnapshot, RtcSnapshot, RtcStats, SignalState, StatsSnapshot,
+};
+pub use window::WindowPool;
 
 use crate::media::Decision;
 use crate::policy::{ByteRange, Policy, Request, SegmentRef};
@@ -85,6 +89,8 @@ pub(crate) struct Ctx<S> {
     pub(crate) epoch: std::time::Instant,
     /// Refusals at the admission limits, logged sparingly.
     pub(crate) limits: limits::LimitLog,
+    /// What send windows may hold above their floors.
+    pub(crate) windows: WindowPool,
 }
 
 impl<S> Ctx<S> {

@@ -95,6 +95,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// [`Peer::health`]'s reason for a connection without an open DataChannel.
+pub(crate) const NO_CHANNEL: &str = "no data channel";
+
 impl<S: SegmentSource> Peer<S> {
     /// Wraps a new peer connection, registers its handlers and starts the task that applies
     /// `commands`.
@@ -445,6 +448,12 @@ impl<S: SegmentSource> Peer<S> {
             {
                 Some("connection disconnected")
             }
+            RTCPeerConnectionState::Connected
+                if lock(&self.state_since).elapsed() > config.channel_timeout
+                    && !lock(&self.channels).iter().any(|c| c.is_open()) =>
+            {
+                Some(NO_CHANNEL)
+            }
             RTCPeerConnectionState::New
             | RTCPeerConnectionState::Connecting
             | RTCPeerConnectionState::Unspecified
@@ -455,7 +464,7 @@ impl<S: SegmentSource> Peer<S> {
             _ if self.created.elapsed() > config.connect_timeout
                 && !lock(&self.channels).iter().any(|c| c.is_open()) =>
             {
-                Some("no data channel")
+                Some(NO_CHANNEL)
             }
             _ => None,
         }

@@ -6,10 +6,11 @@
 //! one half sent.
 //!
 //! `send()` on a webrtc-rs channel never blocks and queues without bound, so the sender keeps
-//! at most [`RtcConfig::window`](super::RtcConfig::window) bytes in flight: it sends a chunk
-//! while `buffered + chunk <= window` (or the buffer is empty) and otherwise waits for the
-//! edge-triggered buffered-amount-low event, whose threshold is clamped so that the buffer
-//! always crosses it on the way down.
+//! at most its window of bytes queued ([`window`](super::window): a floor, grown with the
+//! path's bandwidth-delay product): it sends a chunk while `buffered + chunk <= window` (or the
+//! buffer is empty) and otherwise waits for the edge-triggered buffered-amount-low event, whose
+//! threshold is set to `window - chunk` before each wait, so the buffer crosses it exactly when
+//! the next chunk fits.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -21,9 +22,10 @@ use tracing::{Instrument, debug, warn};
 use super::channel::Channel;
 use super::queue::{Job, seg_name};
 use super::stats::bump;
+use super::window::{Window, target};
 use super::{Ctx, SegmentSource};
 use crate::media::Decision;
-use crate::policy::RequestKind;
+use crate::policy::{RequestKind, SendPlan};
 
 /// How a job ended.
 #[derive(Debug)]
@@ -146,11 +148,27 @@ async fn try_send<S: SegmentSource>(
     let payload = usize::try_from(plan.payload_size)
         .unwrap_or(usize::MAX)
         .max(1);
-    let header = usize::try_from(plan.header_size).unwrap_or(usize::MAX);
     let count = bytes.len().div_ceil(payload);
-    channel
-        .dc
-        .set_buffered_amount_low_threshold(ctx.config.effective_low_water(header + payload));
+    let mut window = Window::new(ctx.config.window, ctx.config.window_max);
+    let sent = send_chunks(channel, ctx, job, &plan, &bytes, &mut window, count).await;
+    window.release();
+    sent.map(|()| count)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_chunks<S: SegmentSource>(
+    channel: &Channel,
+    ctx: &Ctx<S>,
+    job: &Job,
+    plan: &SendPlan,
+    bytes: &[u8],
+    window: &mut Window,
+    count: usize,
+) -> Result<(), Outcome> {
+    let payload = usize::try_from(plan.payload_size)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let header = usize::try_from(plan.header_size).unwrap_or(usize::MAX);
     let stats = &ctx.stats;
     for i in 0..count {
         let start = i.saturating_mul(payload);
@@ -162,7 +180,7 @@ async fn try_send<S: SegmentSource>(
             return Err(Outcome::Failed(format!("chunk {i} outside the plan")));
         };
         let size = head.len() + body.len();
-        wait_for_room(channel, ctx, job, size).await?;
+        wait_for_room(channel, ctx, job, window, size).await?;
         let mut message = BytesMut::with_capacity(size);
         message.extend_from_slice(head);
         message.extend_from_slice(body);
@@ -178,7 +196,7 @@ async fn try_send<S: SegmentSource>(
         stats.bytes_sent.fetch_add(size as u64, Ordering::Relaxed);
         channel.touch(ctx);
     }
-    Ok(count)
+    Ok(())
 }
 
 /// Waits until a message of `size` bytes fits in the window, the job is cancelled, the channel
@@ -187,9 +205,9 @@ async fn wait_for_room<S>(
     channel: &Channel,
     ctx: &Ctx<S>,
     job: &Job,
+    window: &mut Window,
     size: usize,
 ) -> Result<(), Outcome> {
-    let window = ctx.config.window;
     loop {
         // Register before checking, so a low event between the check and the wait is kept.
         let mut low = pin!(channel.low.notified());
@@ -201,9 +219,14 @@ async fn wait_for_room<S>(
             return Err(Outcome::Closed);
         }
         let buffered = channel.dc.buffered_amount();
+        let want = target(&channel.dc.congestion(), size);
+        let window = window.resize(&ctx.windows, want, buffered);
         if buffered == 0 || buffered.saturating_add(size) <= window {
             return Ok(());
         }
+        channel
+            .dc
+            .set_buffered_amount_low_threshold(window.saturating_sub(size));
         let drained =
             tokio::time::timeout(ctx.config.stall_timeout, unless_stopped(channel, job, low)).await;
         match drained {

@@ -40,6 +40,8 @@ pub struct RtcStats {
     pub peers_created: AtomicU64,
     /// Peer connections dropped (failed, closed, disconnected, stuck or replaced).
     pub peers_dropped: AtomicU64,
+    /// Peers connected without an open DataChannel, re-made with a new offer.
+    pub peers_remade: AtomicU64,
     /// New peers refused because the node was full of active peers (`MAX_PEERS`).
     pub peers_refused: AtomicU64,
     /// Idle peers dropped to make room for a new one.
@@ -75,6 +77,7 @@ pub struct StatsSnapshot {
     pub overload_dropped: u64,
     pub peers_created: u64,
     pub peers_dropped: u64,
+    pub peers_remade: u64,
     pub peers_refused: u64,
     pub peers_evicted: u64,
     pub channels_refused: u64,
@@ -109,6 +112,7 @@ impl RtcStats {
             overload_dropped: get(&self.overload_dropped),
             peers_created: get(&self.peers_created),
             peers_dropped: get(&self.peers_dropped),
+            peers_remade: get(&self.peers_remade),
             peers_refused: get(&self.peers_refused),
             peers_evicted: get(&self.peers_evicted),
             channels_refused: get(&self.channels_refused),
@@ -121,7 +125,7 @@ impl RtcStats {
     /// Appends the counters in the Prometheus text format (`videortc_rtc_*`).
     pub fn write_prometheus(&self, out: &mut String) {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 22] = [
+        let rows: [(&str, &str, &str, u64); 23] = [
             ("peers", "gauge", "Peer connections held.", s.peers),
             ("channels", "gauge", "Open DataChannels.", s.channels),
             (
@@ -202,6 +206,12 @@ impl RtcStats {
                 "counter",
                 "Peer connections dropped.",
                 s.peers_dropped,
+            ),
+            (
+                "peers_remade_total",
+                "counter",
+                "Peers connected without a DataChannel, re-made with a new offer.",
+                s.peers_remade,
             ),
             (
                 "peers_refused_total",
@@ -309,4 +319,23 @@ pub struct ChannelSnapshot {
     pub messages_received: usize,
     /// Messages sent on the channel.
     pub messages_sent: usize,
+    /// The path as the channel's SCTP association measures it.
+    pub path: PathSnapshot,
+}
+
+/// What the SCTP association under a channel knows of the path (`/peers`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PathSnapshot {
+    /// Smoothed round trip, ms (0 before the first sample).
+    pub srtt_ms: f64,
+    /// Smallest round trip of the last 10 s, ms.
+    pub min_rtt_ms: f64,
+    /// Congestion window, bytes.
+    pub cwnd: u32,
+    /// Bytes sent and not yet acknowledged.
+    pub in_flight: u32,
+    /// Measured delivery rate, bytes per second.
+    pub delivery_rate: u64,
+    /// Pacing rate, bytes per second (0: not paced).
+    pub pacing_rate: u64,
 }

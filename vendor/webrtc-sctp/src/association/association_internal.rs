@@ -86,6 +86,12 @@ pub struct AssociationInternal {
     pub(crate) stats: Arc<AssociationStats>,
     ack_state: AckState,
     pub(crate) ack_mode: AckMode, // for testing
+
+    // videortc patch: pacing and the congestion snapshot shared with streams (pacer.rs).
+    pacer: Pacer,
+    rtt: RttFilter,
+    delivery: DeliveryRate,
+    pub(crate) congestion: Arc<Congestion>,
 }
 
 impl AssociationInternal {
@@ -195,6 +201,10 @@ impl AssociationInternal {
             stats: Arc::new(AssociationStats::default()),
             ack_state: AckState::default(),
             ack_mode: AckMode::default(),
+            pacer: Pacer::new(),
+            rtt: RttFilter::new(),
+            delivery: DeliveryRate::new(),
+            congestion: Congestion::new(),
         };
 
         log::trace!(
@@ -623,6 +633,24 @@ impl AssociationInternal {
             }
             _ => (raw_packets, true),
         }
+    }
+
+    /// videortc patch: when the write loop must run again for a chunk the pacer held back.
+    pub(crate) fn pacing_wake_at(&self) -> Option<std::time::Instant> {
+        self.pacer.wake_at()
+    }
+
+    /// videortc patch: publishes the congestion state for the streams (pacer.rs).
+    fn publish_congestion(&self) {
+        self.congestion.publish(Published {
+            cwnd: self.cwnd,
+            ssthresh: self.ssthresh,
+            srtt: self.rtt.srtt(),
+            min_rtt: self.rtt.min_rtt(),
+            pacing_rate: self.pacer.rate(),
+            delivery_rate: self.delivery.rate(),
+            in_flight: self.inflight_queue.get_num_bytes(),
+        });
     }
 
     /// set_state atomically sets the state of the Association.
@@ -1089,6 +1117,7 @@ impl AssociationInternal {
             Arc::clone(&self.state),
             self.awake_write_loop_ch.clone(),
             Arc::clone(&self.pending_queue),
+            Arc::clone(&self.congestion),
         ));
 
         if accept {
@@ -1167,6 +1196,7 @@ impl AssociationInternal {
                             Err(_) => return Err(Error::ErrInvalidSystemTime),
                         };
                         let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
+                        self.rtt.on_sample(rtt); // videortc patch: µs precision, min RTT
                         log::trace!(
                             "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
                             self.name,
@@ -1224,6 +1254,7 @@ impl AssociationInternal {
                                 Err(_) => return Err(Error::ErrInvalidSystemTime),
                             };
                             let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
+                        self.rtt.on_sample(rtt); // videortc patch: µs precision, min RTT
                             log::trace!(
                                 "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
                                 self.name,
@@ -1451,6 +1482,10 @@ impl AssociationInternal {
             self.on_cumulative_tsn_ack_point_advanced(total_bytes_acked)
                 .await;
         }
+
+        // videortc patch: the delivery rate, and a snapshot for the streams to read.
+        self.delivery.on_ack(total_bytes_acked, self.rtt.srtt());
+        self.publish_congestion();
 
         for (si, n_bytes_acked) in &bytes_acked_per_stream {
             if let Some(s) = self.streams.get_mut(si) {
@@ -1921,8 +1956,15 @@ impl AssociationInternal {
         let mut sis_to_reset = vec![]; // stream identifiers to reset
 
         if self.pending_queue.is_empty() {
+            self.pacer.clear_blocked();
             return (chunks, sis_to_reset);
         }
+        self.pacer.update(
+            self.cwnd,
+            self.rtt.srtt(),
+            self.cwnd <= self.ssthresh,
+            self.mtu,
+        );
 
         // RFC 4960 sec 6.1.  Transmission of DATA Chunks
         //   A) At any given time, the data sender MUST NOT transmit new data to
@@ -1952,11 +1994,18 @@ impl AssociationInternal {
             }
 
             if self.inflight_queue.get_num_bytes() + data_len > self.cwnd as usize {
+                self.pacer.clear_blocked();
                 break; // would exceed cwnd
             }
 
             if data_len > self.rwnd as usize {
+                self.pacer.clear_blocked();
                 break; // no more rwnd
+            }
+
+            // videortc patch: new data leaves at the pacing rate (pacer.rs).
+            if !self.pacer.try_take(data_len) {
+                break;
             }
 
             self.rwnd -= data_len as u32;

@@ -3,6 +3,7 @@ mod association_test;
 
 mod association_internal;
 mod association_stats;
+pub mod pacer;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -12,6 +13,7 @@ use std::time::SystemTime;
 
 use association_internal::*;
 use association_stats::*;
+use pacer::{Congestion, DeliveryRate, Pacer, Published, RttFilter};
 use bytes::{Bytes, BytesMut};
 use portable_atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize};
 use rand::random;
@@ -491,9 +493,10 @@ impl Association {
 
         while !done.load(Ordering::Relaxed) {
             //log::debug!("[{}] gather_outbound begin", name);
-            let (packets, continue_loop) = {
+            let (packets, continue_loop, pacing_wake) = {
                 let mut ai = association_internal.lock().await;
-                ai.gather_outbound().await
+                let (packets, continue_loop) = ai.gather_outbound().await;
+                (packets, continue_loop, ai.pacing_wake_at())
             };
             //log::debug!("[{}] gather_outbound done with {}", name, packets.len());
 
@@ -536,8 +539,16 @@ impl Association {
             }
 
             //log::debug!("[{}] wait awake_write_loop_ch", name);
+            // videortc patch: a chunk held back by the pacer wakes the loop when it may go.
+            let paced = async {
+                match pacing_wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = awake_write_loop_ch.recv() =>{}
+                _ = paced => {}
                 _ = close_loop_ch.recv() => {
                     done.store(true, Ordering::Relaxed);
                 }

@@ -15,6 +15,7 @@ use portable_atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU8, AtomicUsize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, Mutex, Notify};
 
+use crate::association::pacer::{Congestion, CongestionSnapshot};
 use crate::association::AssociationState;
 use crate::chunk::chunk_payload_data::{ChunkPayloadData, PayloadProtocolIdentifier};
 use crate::error::{Error, Result};
@@ -81,6 +82,8 @@ pub struct Stream {
     pub(crate) buffered_amount_low: AtomicUsize,
     pub(crate) on_buffered_amount_low: ArcSwapOption<Mutex<OnBufferedAmountLowFn>>,
     pub(crate) name: String,
+    /// videortc patch: the association's congestion state (association/pacer.rs).
+    pub(crate) congestion: Arc<Congestion>,
 }
 
 impl fmt::Debug for Stream {
@@ -115,8 +118,10 @@ impl Stream {
         state: Arc<AtomicU8>,
         awake_write_loop_ch: Arc<mpsc::Sender<()>>,
         pending_queue: Arc<PendingQueue>,
+        congestion: Arc<Congestion>,
     ) -> Self {
         Self {
+            congestion,
             max_payload_size,
             max_message_size,
             state,
@@ -398,6 +403,12 @@ impl Stream {
     }
 
     /// buffered_amount returns the number of bytes of data currently queued to be sent over this stream.
+    /// videortc patch: what the association can send now (window, round trip, rates), so
+    /// that a writer can keep about that much queued.
+    pub fn congestion(&self) -> CongestionSnapshot {
+        self.congestion.snapshot()
+    }
+
     pub fn buffered_amount(&self) -> usize {
         self.buffered_amount.load(Ordering::SeqCst)
     }

@@ -16,6 +16,7 @@ fn create_test_stream() -> Stream {
         Arc::new(AtomicU8::default()),
         Arc::new(awake_write_loop_ch_tx),
         Arc::new(PendingQueue::default()),
+        Congestion::new(),
     )
 }
 
@@ -97,6 +98,7 @@ async fn test_stream() -> std::result::Result<(), io::Error> {
         Arc::new(AtomicU8::new(AssociationState::Established as u8)),
         Arc::new(awake_write_loop_ch_tx),
         Arc::new(PendingQueue::new()),
+        Congestion::new(),
     );
 
     // getters
@@ -172,6 +174,7 @@ async fn test_poll_stream() -> std::result::Result<(), io::Error> {
         Arc::new(AtomicU8::new(AssociationState::Established as u8)),
         Arc::new(awake_write_loop_ch_tx),
         Arc::new(PendingQueue::new()),
+        Congestion::new(),
     ));
     let mut poll_stream = PollStream::new(s.clone());
 
