@@ -111,6 +111,7 @@ impl Transfer {
 struct NsNode {
     child: Child,
     id: String,
+    http: u16,
 }
 
 impl NsNode {
@@ -120,6 +121,23 @@ impl NsNode {
 }
 
 impl Bench {
+    /// `GET path` from the node's HTTP port inside the namespace (HTTP/1.0, whole body).
+    async fn node_get(&self, node: &NsNode, path: &str) -> Result<String, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = self.ns.connect(node.http).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: node\r\n\r\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(out
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or(out))
+    }
+
     async fn start_node(&mut self, udp: u16, mode: &str) -> Result<NsNode, String> {
         self.runs += 1;
         let id = peer_id("wannode", self.runs);
@@ -169,7 +187,7 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(NsNode { child, id })
+        Ok(NsNode { child, id, http })
     }
 
     async fn peers(&mut self, node: &NsNode, count: usize) -> Result<Vec<WebPeer>, String> {
@@ -221,7 +239,14 @@ impl Bench {
             let p = peer.progress(&sid, index).await?;
             let bytes = at(&p, "/received").as_u64().unwrap_or(0);
             if bytes > last_bytes {
-                longest_gap = longest_gap.max(last_move.elapsed().as_secs_f64());
+                let gap = last_move.elapsed().as_secs_f64();
+                if gap > 0.3 && std::env::var_os("WAN_DEBUG").is_some() {
+                    eprintln!(
+                        "gap of {gap:.2} s before byte {last_bytes} ({:.2} s into the transfer)",
+                        started.elapsed().as_secs_f64() - gap
+                    );
+                }
+                longest_gap = longest_gap.max(gap);
                 last_bytes = bytes;
                 last_move = Instant::now();
             }
@@ -253,6 +278,25 @@ impl Bench {
             }
         }
     }
+}
+
+/// `RcvbufErrors` of `/proc/net/snmp`, on the host or inside `ns`.
+fn rcvbuf_errors(ns: Option<&NetNs>) -> String {
+    let text = match ns {
+        None => std::fs::read_to_string("/proc/net/snmp").unwrap_or_default(),
+        Some(ns) => ns
+            .enter(|| std::fs::read_to_string("/proc/thread-self/net/snmp"))
+            .unwrap_or_default(),
+    };
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return "?".into();
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .map_or("?".into(), |(_, v)| v.to_owned())
 }
 
 fn verdict(t: &Transfer) -> &'static str {
@@ -383,6 +427,28 @@ async fn one_peer(
     let cpu = cpu0
         .zip(node.pid().and_then(cpu_seconds))
         .map(|(a, b)| b - a);
+    if std::env::var_os("WAN_DEBUG").is_some() {
+        let peers = bench.node_get(&node, "/peers").await?;
+        let v: serde_json::Value = serde_json::from_str(&peers).unwrap_or_default();
+        eprintln!(
+            "path after the warm segment: {}",
+            at(&v, "/peers/0/channels/0/path")
+        );
+        eprintln!(
+            "UDP receive-buffer drops: host {}, node's namespace {}",
+            rcvbuf_errors(None),
+            rcvbuf_errors(Some(&bench.ns))
+        );
+        if let Ok(out) = std::process::Command::new("ss").args(["-uamp"]).output() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let lines: Vec<&str> = text.lines().collect();
+            for pair in lines.windows(2) {
+                if pair[1].contains("skmem") && !pair[1].contains(",d0)") {
+                    eprintln!("{}\n  {}", pair[0], pair[1].trim());
+                }
+            }
+        }
+    }
     let stats = forwarder.stats.snapshot();
     let _ = peer.page.close().await;
     drop(node);

@@ -146,6 +146,7 @@ impl Channel {
                     srtt_ms: c.srtt_us as f64 / 1000.0,
                     min_rtt_ms: c.min_rtt_us as f64 / 1000.0,
                     cwnd: c.cwnd,
+                    ssthresh: c.ssthresh,
                     in_flight: c.in_flight,
                     delivery_rate: c.delivery_rate,
                     pacing_rate: c.pacing_rate,

@@ -218,15 +218,17 @@ async fn wait_for_room<S>(
         if channel.closed.is_cancelled() {
             return Err(Outcome::Closed);
         }
-        let buffered = channel.dc.buffered_amount();
         let want = target(&channel.dc.congestion(), size);
-        let window = window.resize(&ctx.windows, want, buffered);
-        if buffered == 0 || buffered.saturating_add(size) <= window {
-            return Ok(());
-        }
+        let window = window.resize(&ctx.windows, want, channel.dc.buffered_amount());
+        // The threshold is set before the buffered amount is read: a drain below it after the
+        // read crosses it and fires the event; one before the read is seen by the read.
         channel
             .dc
             .set_buffered_amount_low_threshold(window.saturating_sub(size));
+        let buffered = channel.dc.buffered_amount();
+        if buffered == 0 || buffered.saturating_add(size) <= window {
+            return Ok(());
+        }
         let drained =
             tokio::time::timeout(ctx.config.stall_timeout, unless_stopped(channel, job, low)).await;
         match drained {

@@ -332,6 +332,8 @@ pub struct PathSnapshot {
     pub min_rtt_ms: f64,
     /// Congestion window, bytes.
     pub cwnd: u32,
+    /// Slow-start threshold, bytes.
+    pub ssthresh: u32,
     /// Bytes sent and not yet acknowledged.
     pub in_flight: u32,
     /// Measured delivery rate, bytes per second.

@@ -468,6 +468,9 @@ impl AssociationInternal {
 
             let mut to_fast_retrans: Vec<Box<dyn Chunk + Send + Sync>> = vec![];
             let mut fast_retrans_size = COMMON_HEADER_SIZE;
+            // videortc patch: every chunk marked is retransmitted, not only the first packet's
+            // worth: the first packet at once, the rest as the pacer allows.
+            let mut first_packet = true;
 
             let mut i = 0;
             loop {
@@ -490,8 +493,20 @@ impl AssociationInternal {
 
                     let data_chunk_size = DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32;
                     if self.mtu < fast_retrans_size + data_chunk_size {
+                        if !to_fast_retrans.is_empty() {
+                            let p = self.create_packet(std::mem::take(&mut to_fast_retrans));
+                            raw_packets.push(p);
+                        }
+                        fast_retrans_size = COMMON_HEADER_SIZE;
+                        first_packet = false;
+                    }
+                    if !first_packet && !self.pacer.try_take(data_chunk_size as usize) {
+                        self.will_retransmit_fast = true;
                         break;
                     }
+                    let Some(c) = self.inflight_queue.get_mut(tsn) else {
+                        break;
+                    };
 
                     fast_retrans_size += data_chunk_size;
                     self.stats.inc_fast_retrans();
@@ -638,6 +653,12 @@ impl AssociationInternal {
     /// videortc patch: when the write loop must run again for a chunk the pacer held back.
     pub(crate) fn pacing_wake_at(&self) -> Option<std::time::Instant> {
         self.pacer.wake_at()
+    }
+
+    /// videortc patch: measured delivery rate × minimum RTT, in bytes (0 before samples).
+    fn measured_bdp(&self) -> u32 {
+        let bdp = self.delivery.rate() * self.rtt.min_rtt().as_secs_f64();
+        bdp.min(f64::from(u32::MAX)) as u32
     }
 
     /// videortc patch: publishes the congestion state for the streams (pacer.rs).
@@ -1388,13 +1409,24 @@ impl AssociationInternal {
                 if let Some(c) = self.inflight_queue.get_mut(tsn) {
                     if !c.acked && !c.abandoned() && c.miss_indicator < 3 {
                         c.miss_indicator += 1;
+                        // videortc patch: a chunk that reaches 3 miss indications during fast
+                        // recovery is fast-retransmitted too (upstream left it to T3-rtx, so a
+                        // burst loss cost an RTO of at least 1 s).
+                        if c.miss_indicator == 3 {
+                            self.will_retransmit_fast = true;
+                        }
                         if c.miss_indicator == 3 && !self.in_fast_recovery {
                             // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
                             //     destination address(es) to which the missing DATA chunks were
                             //     last sent, according to the formula described in Section 7.2.3.
                             self.in_fast_recovery = true;
                             self.fast_recover_exit_point = htna;
-                            self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
+                            // videortc patch: never below the path's measured bandwidth-delay
+                            // product (pacer.rs): a browser's full UDP buffer or a random loss
+                            // is not congestion, and halving below what the path just carried
+                            // leaves a long path idle for many round trips.
+                            self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu)
+                                .max(self.measured_bdp().min(self.cwnd));
                             self.cwnd = self.ssthresh;
                             self.partial_bytes_acked = 0;
                             self.will_retransmit_fast = true;
