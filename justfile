@@ -27,6 +27,10 @@ bench: (setup "--test")
     cargo bench -p videortc-tests --bench reload
     cargo bench -p videortc-tests --bench rtc
 
+# The WAN benchmark: the node in a network namespace behind a userspace impaired link (root).
+bench-wan:
+    cargo bench -p videortc-tests --bench wan
+
 # Clippy with warnings as errors, and the format check.
 lint:
     cargo clippy --workspace --all-targets -- -D warnings

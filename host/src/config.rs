@@ -660,6 +660,17 @@ mod tests {
         let rtc = c.rtc.unwrap();
         assert_eq!(rtc.id, ID);
         assert_eq!(rtc.window, DEFAULT_WINDOW);
+        assert_eq!(rtc.window_max, DEFAULT_WINDOW_MAX);
+        let fixed = cfg(&[
+            ("ID", ID),
+            ("WS_ADDR", "ws://x/uid/"),
+            ("RTC_WINDOW", "65536"),
+            ("RTC_WINDOW_MAX", "65536"),
+        ])
+        .unwrap()
+        .rtc
+        .unwrap();
+        assert_eq!((fixed.window, fixed.window_max), (65_536, 65_536));
         assert_eq!(cfg(&[("ID", ID)]).unwrap_err().var, "WS_ADDR");
         assert_eq!(cfg(&[("WS_ADDR", "ws://x/uid/")]).unwrap_err().var, "ID");
         assert_eq!(
@@ -722,6 +733,7 @@ mod tests {
             ("ICE_SERVERS", "http://x"),
             ("ICE_SERVERS", "stun:x|user"),
             ("RTC_WINDOW", "12"),
+            ("RTC_WINDOW_MAX", "lots"),
         ] {
             let e = cfg(&[("ID", ID), ("WS_ADDR", "ws://x/uid/"), (k, v)]).unwrap_err();
             assert_eq!(e.var, k, "{v}");
