@@ -23,14 +23,13 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
-use videortc_tests::browser::{Browser, PageServer, at};
-use videortc_tests::mesh::{BIG_ITAG, SignalServer, WebPeer, big_stream, cpu_seconds, peer_id};
+use videortc_tests::browser::at;
+use videortc_tests::mesh::{BIG_ITAG, Mesh, WebPeer, big_stream, cpu_seconds, peer_id};
 use videortc_tests::node::free_port;
-use videortc_tests::origin::{TestOrigin, VID};
+use videortc_tests::origin::VID;
 use videortc_tests::wan::{Bottleneck, Forwarder, Link, NetNs, relay_into};
 
 fn main() -> ExitCode {
@@ -81,10 +80,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// What the bench shares across runs.
 struct Bench {
     bin: PathBuf,
-    origin: TestOrigin,
-    signal: SignalServer,
-    browser: Browser,
-    pages: PageServer,
+    /// Origin, signalling server and Chromium; its node is started here, in the namespace.
+    mesh: Mesh,
     ns: NetNs,
     bottleneck: Bottleneck,
     cap: Duration,
@@ -142,7 +139,7 @@ impl Bench {
         self.runs += 1;
         let id = peer_id("wannode", self.runs);
         let http = free_port()?;
-        let ws = format!("ws://127.0.0.1:{}/uid/", self.signal.port);
+        let ws = format!("ws://127.0.0.1:{}/uid/", self.mesh.signal.port);
         let public = format!("127.0.0.1:{udp}");
         let log = std::env::var("NODE_LOG")
             .unwrap_or_else(|_| "info,webrtc=warn,webrtc_ice=error,dtls=error".into());
@@ -154,7 +151,7 @@ impl Bench {
             .env("NO_COLOR", "1")
             .env("ID", &id)
             .env("WS_ADDR", ws)
-            .env("BASE_URL", self.origin.base_url())
+            .env("BASE_URL", self.mesh.origin.base_url())
             .env("RTC_LOOPBACK", "1")
             .env("PUBLICIP", public)
             .stdin(Stdio::null())
@@ -196,26 +193,12 @@ impl Bench {
         for i in 0..count {
             // Two peers per page, like the rtc bench.
             if i % 2 == 0 {
-                let p = self.browser.open(&self.pages.url()).await?;
-                p.wait_for("typeof vt === 'object'", Duration::from_secs(20))
-                    .await?;
-                page = Some(p);
+                page = Some(self.mesh.page().await?);
             }
             let page = page.clone().ok_or("no page")?;
             self.runs += 1;
             let me = peer_id("wanpeer", self.runs);
-            let expr = format!(
-                "vt.start({}, {}, [{}])",
-                json!(me),
-                json!(self.signal.ws_base()),
-                json!(node.id)
-            );
-            page.eval(&expr).await?;
-            peers.push(WebPeer {
-                page,
-                me,
-                remote: node.id.clone(),
-            });
+            peers.push(self.mesh.peer_as(&page, &me, &node.id).await?);
         }
         let ready = join_all(peers.iter().map(|p| p.ready(Duration::from_secs(30)))).await;
         ready.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -226,7 +209,7 @@ impl Bench {
     /// the cap passes.
     async fn transfer(&self, peer: &WebPeer, index: u32) -> Result<Transfer, String> {
         let sid = format!("{VID}:{BIG_ITAG}");
-        let stream = self.origin.stream(BIG_ITAG).ok_or("no big stream")?;
+        let stream = self.mesh.origin.stream(BIG_ITAG).ok_or("no big stream")?;
         let range = stream.layout.segments[index as usize];
         let want = &stream.bytes[range.start as usize..=range.end as usize];
         let started = Instant::now();
@@ -311,14 +294,8 @@ fn verdict(t: &Transfer) -> &'static str {
 async fn run(bin: PathBuf) -> Result<(), String> {
     let dir = std::env::temp_dir().join("videortc-bench-media");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let origin = TestOrigin::start(vec![big_stream(&dir)?])
-        .await
-        .map_err(|e| format!("origin: {e}"))?;
-    let signal = SignalServer::start(None).await?;
-    let browser = Browser::launch().await?;
-    let pages = PageServer::start()
-        .await
-        .map_err(|e| format!("page server: {e}"))?;
+    let mesh = Mesh::new(vec![big_stream(&dir)?]).await?;
+    let (signal, origin) = (&mesh.signal, &mesh.origin);
     let ns = NetNs::create(&format!("vrtc-wan-{}", std::process::id()))
         .map_err(|e| format!("{e} (the WAN bench needs root for `ip netns`)"))?;
     let _signal_relay = relay_into(
@@ -339,10 +316,7 @@ async fn run(bin: PathBuf) -> Result<(), String> {
     };
     let mut bench = Bench {
         bin,
-        origin,
-        signal,
-        browser,
-        pages,
+        mesh,
         ns,
         bottleneck,
         cap: Duration::from_secs_f64(env_num("WAN_SECONDS", 30.0)),
