@@ -12,8 +12,9 @@
 //! What is not carved out (the binary, wasmtime's code and instances, the runtime) is the
 //! fixed overhead the README states, measured.
 
+use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -142,10 +143,13 @@ impl Shares {
 /// Segment bytes held by sends in progress, counted against their share: a send waits for
 /// room before it takes its bytes, so what peers and clients hold stays bounded however many
 /// of them ask at once. Those already sending keep what they hold; newcomers wait, then give
-/// up with [`Busy`].
+/// up with [`Busy`]. Sends of the same segment share one buffer, so they share one hold
+/// ([`InFlight::hold_shared`]): eight peers served a popular segment hold its bytes once.
 #[derive(Debug, Clone)]
 pub struct InFlight {
     permits: Arc<Semaphore>,
+    /// Holds by what they hold (a segment's range), while any send keeps them.
+    shared: Arc<Mutex<HashMap<String, Weak<OwnedSemaphorePermit>>>>,
     /// Permits are KiB: a semaphore counts in u32-sized units.
     total_kib: u32,
     wait: Duration,
@@ -156,10 +160,10 @@ pub struct InFlight {
 #[error("the node is busy: no room for {0} more bytes in flight")]
 pub struct Busy(pub u64);
 
-/// Room for some bytes in flight; given back when dropped.
+/// Room for some bytes in flight; given back when the last send sharing it drops it.
 #[derive(Debug)]
 pub struct Held {
-    _permit: OwnedSemaphorePermit,
+    _permit: Arc<OwnedSemaphorePermit>,
 }
 
 impl InFlight {
@@ -170,6 +174,7 @@ impl InFlight {
             .clamp(1, Semaphore::MAX_PERMITS as u32);
         InFlight {
             permits: Arc::new(Semaphore::new(kib as usize)),
+            shared: Arc::default(),
             total_kib: kib,
             wait,
         }
@@ -186,9 +191,38 @@ impl InFlight {
             .clamp(1, self.total_kib);
         let acquire = self.permits.clone().acquire_many_owned(kib);
         match tokio::time::timeout(self.wait, acquire).await {
-            Ok(Ok(permit)) => Ok(Held { _permit: permit }),
+            Ok(Ok(permit)) => Ok(Held {
+                _permit: Arc::new(permit),
+            }),
             _ => Err(Busy(bytes)),
         }
+    }
+
+    /// Like [`InFlight::hold`], but sends naming the same `key` (the same bytes: a segment's
+    /// range, served from one cached buffer) share one hold, counted once.
+    ///
+    /// # Errors
+    /// [`Busy`] when no room came within the wait.
+    pub async fn hold_shared(&self, key: &str, bytes: u64) -> Result<Held, Busy> {
+        if let Some(held) = self.shared_get(key) {
+            return Ok(held);
+        }
+        let held = self.hold(bytes).await?;
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another send of the same bytes may have got room meanwhile: share its hold (ours is
+        // given back as it drops).
+        if let Some(permit) = shared.get(key).and_then(Weak::upgrade) {
+            return Ok(Held { _permit: permit });
+        }
+        shared.retain(|_, w| w.strong_count() > 0);
+        shared.insert(key.to_owned(), Arc::downgrade(&held._permit));
+        Ok(held)
+    }
+
+    fn shared_get(&self, key: &str) -> Option<Held> {
+        let shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let permit = shared.get(key).and_then(Weak::upgrade)?;
+        Some(Held { _permit: permit })
     }
 
     /// Bytes held now.
@@ -304,6 +338,35 @@ mod tests {
         drop(b);
         big.await.unwrap().unwrap();
         assert_eq!(f.capacity(), 100 << 10);
+    }
+
+    #[tokio::test]
+    async fn sends_of_the_same_bytes_share_one_hold() {
+        let f = InFlight::new(100 << 10, Duration::from_millis(50));
+        let a = f.hold_shared("v/1/0-59999", 60 << 10).await.unwrap();
+        // Eight more sends of the same segment: counted once, none waits.
+        let more: Vec<Held> =
+            futures_util::future::join_all((0..8).map(|_| f.hold_shared("v/1/0-59999", 60 << 10)))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        assert_eq!(f.held(), 60 << 10);
+        // Another segment is other bytes: it does not fit beside the first.
+        assert_eq!(
+            f.hold_shared("v/1/60000-119999", 60 << 10)
+                .await
+                .unwrap_err(),
+            Busy(60 << 10)
+        );
+        drop(a);
+        assert_eq!(f.held(), 60 << 10, "the others still hold it");
+        drop(more);
+        assert_eq!(f.held(), 0);
+        // Gone from every send: the next one holds afresh.
+        let b = f.hold_shared("v/1/0-59999", 60 << 10).await.unwrap();
+        assert_eq!(f.held(), 60 << 10);
+        drop(b);
     }
 
     #[tokio::test]

@@ -1,10 +1,13 @@
 //! WebRTC benchmark of the real node against headless Chromium peers on loopback:
 //! resolve → first chunk (cold and warm), one-peer throughput on a ~5.4 MB segment, aggregate
-//! throughput over 8 peers (4 pages × 2 ids), and the node's memory with 8 peers.
+//! throughput over 8 peers (4 pages × 2 ids), and the node's memory with them.
 //!
 //! `cargo bench -p videortc-tests --bench rtc` (release node). Prints a Markdown table.
-//! `BENCH_ROUNDS` (default 5) sets the throughput repetitions; `RTC_WINDOW` is passed to the
-//! node when set. MB = 10^6 bytes. Needs Chromium and ffmpeg.
+//! `BENCH_ROUNDS` (default 5) sets the throughput repetitions; `BENCH_PEERS` (default 8) the
+//! peers of the aggregate phase (2 per page up to 8, then 4 per page: `BENCH_PEERS=63` with
+//! the first peer fills the node's default `MAX_PEERS`, for its peak memory); `RTC_WINDOW` and
+//! `RTC_WINDOW_MAX` are passed to the node when set. MB = 10^6 bytes. Needs Chromium and
+//! ffmpeg.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::Path;
@@ -32,14 +35,14 @@ fn main() -> ExitCode {
         eprintln!("rtc bench: cannot build the node: {e}");
         return ExitCode::FAILURE;
     }
-    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(600), run()).await }) {
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(1200), run()).await }) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("rtc bench failed: {e}");
             ExitCode::FAILURE
         }
         Err(_) => {
-            eprintln!("rtc bench did not finish within 10 min");
+            eprintln!("rtc bench did not finish within 20 min");
             ExitCode::FAILURE
         }
     }
@@ -149,13 +152,23 @@ async fn run() -> Result<(), String> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let window = std::env::var("RTC_WINDOW").ok();
+    let window_max = std::env::var("RTC_WINDOW_MAX").ok();
+    let n_peers: usize = std::env::var("BENCH_PEERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(8);
+    let per_page = if n_peers <= 8 { 2 } else { 4 };
     tokio::task::spawn_blocking(videortc_tests::node::binary)
         .await
         .map_err(|e| e.to_string())??;
     let mut streams = fixture_streams()?;
     streams.push(big_stream(Path::new(env!("CARGO_TARGET_TMPDIR")))?);
     let mut m = Mesh::new(streams).await?;
-    let env: Vec<(&str, &str)> = window.iter().map(|w| ("RTC_WINDOW", w.as_str())).collect();
+    let env: Vec<(&str, &str)> = [("RTC_WINDOW", &window), ("RTC_WINDOW_MAX", &window_max)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect();
     m.start_node(&env).await?;
     m.signal
         .wait_joined(&m.node_id, Duration::from_secs(20))
@@ -220,15 +233,15 @@ async fn run() -> Result<(), String> {
     let one_cpu = cpu0.zip(cpu_seconds(pid)).map(|(a, b)| b - a);
     eprintln!("one-peer throughput done");
 
-    // 8 peers on 4 pages, each resolving a warm ~5.4 MB segment at the same time.
+    // n peers, 2 or 4 to a page, each resolving a warm ~5.4 MB segment at the same time.
     let mut peers: Vec<WebPeer> = Vec::new();
-    for _ in 0..4 {
+    while peers.len() < n_peers {
         let page = m.page().await?;
-        for _ in 0..2 {
+        for _ in 0..per_page.min(n_peers - peers.len()) {
             peers.push(m.peer(&page).await?);
         }
     }
-    for r in join_all(peers.iter().map(|p| p.ready(Duration::from_secs(30)))).await {
+    for r in join_all(peers.iter().map(|p| p.ready(Duration::from_secs(60)))).await {
         r?;
     }
     let sampling = Arc::new(AtomicBool::new(true));
@@ -290,8 +303,9 @@ async fn run() -> Result<(), String> {
 
     println!();
     println!(
-        "### videortc WebRTC bench (release node, window {}, {} rounds, segment {:.2} MB)",
+        "### videortc WebRTC bench (release node, window {} / max {}, {} rounds, segment {:.2} MB)",
         window.as_deref().unwrap_or("default"),
+        window_max.as_deref().unwrap_or("default"),
         rounds,
         big_len as f64 / 1e6
     );
@@ -313,23 +327,26 @@ async fn run() -> Result<(), String> {
         fmt(&one, 1)
     );
     println!(
-        "| 8 peers at once, aggregate MB/s | {} | ≥ 30 |",
+        "| {n_peers} peers at once, aggregate MB/s | {} | ≥ 30 |",
         fmt(&aggregate, 1)
     );
-    println!("| 8 peers, per-peer MB/s | {} | |", fmt(&per_peer, 1));
-    println!("| 8 peers, segments complete and exact | {complete}/{attempted} | all |");
     println!(
-        "| node MB sent per CPU-second, 1 peer / 8 peers | {} / {} | |",
+        "| {n_peers} peers, per-peer MB/s | {} | |",
+        fmt(&per_peer, 1)
+    );
+    println!("| {n_peers} peers, segments complete and exact | {complete}/{attempted} | all |");
+    println!(
+        "| node MB sent per CPU-second, 1 peer / {n_peers} peers | {} / {} | |",
         mb_per_cpu(one_bytes, one_cpu),
         mb_per_cpu(agg_bytes, agg_cpu)
     );
     println!(
-        "| 8-peer phase CPU: node / Chromium / wall, s | {} / {browser_cpu:.1} / {agg_wall:.1} (2 cores = {:.1} CPU-s) | |",
+        "| {n_peers}-peer phase CPU: node / Chromium / wall, s | {} / {browser_cpu:.1} / {agg_wall:.1} (2 cores = {:.1} CPU-s) | |",
         agg_cpu.map_or("n/a".to_owned(), |c| format!("{c:.1}")),
         2.0 * agg_wall
     );
     println!(
-        "| node RSS idle / peak sampled with 8 peers / VmHWM, MB | {:.1} / {:.1} / {:.1} (now {:.1}) | ≤ 60 |",
+        "| node RSS idle / peak sampled with {n_peers} peers / VmHWM, MB | {:.1} / {:.1} / {:.1} (now {:.1}) | ≤ 60 |",
         rss_idle as f64 / 1024.0,
         peak_rss.load(Ordering::SeqCst) as f64 / 1024.0,
         hwm as f64 / 1024.0,
@@ -343,7 +360,7 @@ async fn run() -> Result<(), String> {
     );
     if complete != attempted {
         return Err(format!(
-            "{} of {attempted} 8-peer segments failed",
+            "{} of {attempted} {n_peers}-peer segments failed",
             attempted - complete
         ));
     }

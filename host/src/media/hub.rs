@@ -738,7 +738,16 @@ impl MediaHub {
         seg: &SegmentRef,
         range: ByteRange,
     ) -> Result<Lease, MediaError> {
-        let held = self.hold(range.len()).await?;
+        // Sends of one segment range share its cached buffer, so they share one hold.
+        let key = format!("{}/{}/{}-{}", seg.vid, seg.itag, range.start, range.end);
+        let held = self
+            .in_flight
+            .hold_shared(&key, range.len())
+            .await
+            .map_err(|e| {
+                self.count(&self.stats.in_flight_busy);
+                MediaError::Busy(e)
+            })?;
         let stream = self.stream(&seg.vid, seg.itag).await?;
         let bytes = self.bytes(&seg.vid, seg.itag, &stream, range).await?;
         Ok(Lease::new(bytes, held))

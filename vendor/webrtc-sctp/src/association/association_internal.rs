@@ -92,6 +92,8 @@ pub struct AssociationInternal {
     rtt: RttFilter,
     delivery: DeliveryRate,
     pub(crate) congestion: Arc<Congestion>,
+    /// videortc patch: time-based loss detection and the tail-loss probe (recovery.rs).
+    rack: Rack,
 }
 
 impl AssociationInternal {
@@ -202,6 +204,7 @@ impl AssociationInternal {
             ack_state: AckState::default(),
             ack_mode: AckMode::default(),
             pacer: Pacer::new(),
+            rack: Rack::new(),
             rtt: RttFilter::new(),
             delivery: DeliveryRate::new(),
             congestion: Congestion::new(),
@@ -407,6 +410,7 @@ impl AssociationInternal {
             for p in self.bundle_data_chunks_into_packets(chunks) {
                 raw_packets.push(p);
             }
+            self.arm_probe(); // videortc patch (recovery.rs)
         }
 
         if !sis_to_reset.is_empty() || self.will_retransmit_reconfig {
@@ -476,7 +480,10 @@ impl AssociationInternal {
             loop {
                 let tsn = self.cumulative_tsn_ack_point + i + 1;
                 if let Some(c) = self.inflight_queue.get_mut(tsn) {
-                    if c.acked || c.abandoned() || c.nsent > 1 || c.miss_indicator < 3 {
+                    // videortc patch: also chunks that RACK or the probe marked lost, however
+                    // often they were sent (recovery.rs).
+                    let marked = c.lost || (c.nsent == 1 && c.miss_indicator >= 3);
+                    if c.acked || c.abandoned() || !marked {
                         i += 1;
                         continue;
                     }
@@ -511,6 +518,9 @@ impl AssociationInternal {
                     fast_retrans_size += data_chunk_size;
                     self.stats.inc_fast_retrans();
                     c.nsent += 1;
+                    c.lost = false;
+                    c.sent_at = Some(std::time::Instant::now());
+                    self.rack.on_resent(tsn);
                 } else {
                     break; // end of pending data
                 }
@@ -532,6 +542,7 @@ impl AssociationInternal {
             if !to_fast_retrans.is_empty() {
                 let p = self.create_packet(to_fast_retrans);
                 raw_packets.push(p);
+                self.arm_probe();
             }
         }
 
@@ -626,6 +637,10 @@ impl AssociationInternal {
         let state = self.get_state();
         match state {
             AssociationState::Established => {
+                // videortc patch: the tail-loss probe, when due (recovery.rs).
+                if self.rack.take_probe(std::time::Instant::now()) {
+                    self.send_probe();
+                }
                 raw_packets = self.gather_data_packets_to_retransmit(raw_packets);
                 raw_packets = self
                     .gather_outbound_data_and_reconfig_packets(raw_packets)
@@ -650,9 +665,13 @@ impl AssociationInternal {
         }
     }
 
-    /// videortc patch: when the write loop must run again for a chunk the pacer held back.
+    /// videortc patch: when the write loop must run again, for a chunk the pacer held back or
+    /// for the tail-loss probe.
     pub(crate) fn pacing_wake_at(&self) -> Option<std::time::Instant> {
-        self.pacer.wake_at()
+        match (self.pacer.wake_at(), self.rack.probe_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// videortc patch: measured delivery rate × minimum RTT, in bytes (0 before samples).
@@ -1193,6 +1212,8 @@ impl AssociationInternal {
                     }
 
                     let n_bytes_acked = c.user_data.len() as i64;
+                    // videortc patch: RACK (recovery.rs).
+                    self.rack.on_delivered(c.sent_at, c.nsent, self.rtt.min_rtt());
 
                     // Sum the number of bytes acknowledged per stream
                     if let Some(amount) = bytes_acked_per_stream.get_mut(&c.stream_identifier) {
@@ -1259,6 +1280,8 @@ impl AssociationInternal {
 
                 if let Some(c) = self.inflight_queue.get(tsn) {
                     if !is_acked {
+                        // videortc patch: RACK (recovery.rs).
+                        self.rack.on_delivered(c.sent_at, c.nsent, self.rtt.min_rtt());
                         // Sum the number of bytes acknowledged per stream
                         if let Some(amount) = bytes_acked_per_stream.get_mut(&c.stream_identifier) {
                             *amount += n_bytes_acked;
@@ -1275,7 +1298,7 @@ impl AssociationInternal {
                                 Err(_) => return Err(Error::ErrInvalidSystemTime),
                             };
                             let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
-                        self.rtt.on_sample(rtt); // videortc patch: µs precision, min RTT
+                            self.rtt.on_sample(rtt); // videortc patch: µs precision, min RTT
                             log::trace!(
                                 "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
                                 self.name,
@@ -1368,7 +1391,8 @@ impl AssociationInternal {
             //      reset partial_bytes_acked to (partial_bytes_acked - cwnd).
             if self.partial_bytes_acked >= self.cwnd && !self.pending_queue.is_empty() {
                 self.partial_bytes_acked -= self.cwnd;
-                self.cwnd += self.mtu;
+                // videortc patch: RTT-scaled growth (pacer.rs, TCP Hybla).
+                self.cwnd += pacer::avoidance_increase(self.mtu, self.rtt.srtt());
                 log::trace!(
                     "[{}] updated cwnd={} ssthresh={} acked={} (CA)",
                     self.name,
@@ -1419,25 +1443,7 @@ impl AssociationInternal {
                             // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
                             //     destination address(es) to which the missing DATA chunks were
                             //     last sent, according to the formula described in Section 7.2.3.
-                            self.in_fast_recovery = true;
-                            self.fast_recover_exit_point = htna;
-                            // videortc patch: never below the path's measured bandwidth-delay
-                            // product (pacer.rs): a browser's full UDP buffer or a random loss
-                            // is not congestion, and halving below what the path just carried
-                            // leaves a long path idle for many round trips.
-                            self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu)
-                                .max(self.measured_bdp().min(self.cwnd));
-                            self.cwnd = self.ssthresh;
-                            self.partial_bytes_acked = 0;
-                            self.will_retransmit_fast = true;
-
-                            log::trace!(
-                                "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
-                                self.name,
-                                self.cwnd,
-                                self.ssthresh,
-                                self.inflight_queue.get_num_bytes()
-                            );
+                            self.enter_fast_recovery(htna);
                         }
                     }
                 } else {
@@ -1453,6 +1459,101 @@ impl AssociationInternal {
         }
 
         Ok(())
+    }
+
+    /// RFC 4960 sec 7.2.4 2): enters fast recovery until `exit_point` is acknowledged.
+    fn enter_fast_recovery(&mut self, exit_point: u32) {
+        self.in_fast_recovery = true;
+        self.fast_recover_exit_point = exit_point;
+        // videortc patch: never below the path's measured bandwidth-delay product (pacer.rs):
+        // a browser's full UDP buffer or a random loss is not congestion, and halving below
+        // what the path just carried leaves a long path idle for many round trips.
+        self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu)
+            .max(self.measured_bdp().min(self.cwnd));
+        self.cwnd = self.ssthresh;
+        self.partial_bytes_acked = 0;
+        self.will_retransmit_fast = true;
+
+        log::trace!(
+            "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
+            self.name,
+            self.cwnd,
+            self.ssthresh,
+            self.inflight_queue.get_num_bytes()
+        );
+    }
+
+    /// videortc patch: RACK (recovery.rs). Marks lost every outstanding chunk sent a
+    /// reordering window before the latest-sent delivered one, and retransmits them.
+    fn detect_lost_chunks(&mut self, htna: u32) {
+        let Some(before) = self.rack.lost_before(self.rtt.min_rtt()) else {
+            return;
+        };
+        let mut lost = false;
+        // First transmissions leave in TSN order: scan from the frontier to the first chunk
+        // sent after `before`.
+        let mut tsn = self
+            .rack
+            .scan_from(self.cumulative_tsn_ack_point.wrapping_add(1));
+        while let Some(c) = self.inflight_queue.get_mut(tsn) {
+            if !(c.acked || c.abandoned() || c.nsent > 1 || c.lost) {
+                if c.sent_at.is_none_or(|sent| sent > before) {
+                    break;
+                }
+                c.lost = true;
+                lost = true;
+            }
+            tsn = tsn.wrapping_add(1);
+        }
+        self.rack.set_frontier(tsn);
+        // Retransmissions, until they are delivered.
+        let mut resent = self.rack.take_resent();
+        resent.retain(|&tsn| match self.inflight_queue.get_mut(tsn) {
+            Some(c) if !c.acked && !c.abandoned() => {
+                if !c.lost && c.sent_at.is_some_and(|sent| sent <= before) {
+                    c.lost = true;
+                    lost = true;
+                }
+                true
+            }
+            _ => false,
+        });
+        self.rack.put_resent(resent);
+        if lost {
+            if !self.in_fast_recovery {
+                self.enter_fast_recovery(htna);
+            }
+            self.will_retransmit_fast = true;
+        }
+    }
+
+    /// videortc patch: the tail-loss probe (recovery.rs). The highest outstanding chunk goes
+    /// again; the SACK it draws reports every hole before it.
+    fn send_probe(&mut self) {
+        let mut tsn = self.my_next_tsn.wrapping_sub(1);
+        while sna32gt(tsn, self.cumulative_tsn_ack_point) {
+            if let Some(c) = self.inflight_queue.get_mut(tsn) {
+                if !c.acked && !c.abandoned() {
+                    log::debug!("[{}] tail-loss probe: tsn={}", self.name, tsn);
+                    c.lost = true;
+                    self.will_retransmit_fast = true;
+                    return;
+                }
+            }
+            tsn = tsn.wrapping_sub(1);
+        }
+    }
+
+    /// videortc patch: (re)arms the tail-loss probe for what is in flight now.
+    fn arm_probe(&mut self) {
+        let bytes = self.inflight_queue.get_num_bytes();
+        if bytes == 0 {
+            self.rack.on_idle();
+            return;
+        }
+        let packets = bytes.div_ceil(self.mtu.max(1) as usize);
+        let rto = std::time::Duration::from_millis(self.rto_mgr.get_rto());
+        self.rack.arm_probe(self.rtt.srtt(), rto, packets);
     }
 
     async fn handle_sack(&mut self, d: &ChunkSelectiveAck) -> Result<Vec<Packet>> {
@@ -1541,6 +1642,15 @@ impl AssociationInternal {
         }
 
         self.process_fast_retransmission(d.cumulative_tsn_ack, htna, cum_tsn_ack_point_advanced)?;
+        // videortc patch: RACK and the tail-loss probe (recovery.rs).
+        self.detect_lost_chunks(htna);
+        if total_bytes_acked > 0 {
+            self.rack.on_progress();
+        }
+        self.arm_probe();
+        if self.will_retransmit_fast {
+            self.awake_write_loop();
+        }
 
         if self.use_forward_tsn {
             // RFC 3758 Sec 3.5 C1
@@ -1957,6 +2067,7 @@ impl AssociationInternal {
 
             c.since = SystemTime::now(); // use to calculate RTT and also for maxPacketLifeTime
             c.nsent = 1; // being sent for the first time
+            c.sent_at = Some(std::time::Instant::now()); // videortc patch (recovery.rs)
 
             self.check_partial_reliability_status(&c);
 
@@ -2178,6 +2289,10 @@ impl AssociationInternal {
                 bytes_to_send += c.user_data.len();
 
                 c.nsent += 1;
+                // videortc patch: RACK (recovery.rs).
+                c.lost = false;
+                c.sent_at = Some(std::time::Instant::now());
+                self.rack.on_resent(tsn);
             } else {
                 break; // end of pending data
             }

@@ -4,6 +4,7 @@ mod association_test;
 mod association_internal;
 mod association_stats;
 pub mod pacer;
+mod recovery;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -14,6 +15,7 @@ use std::time::SystemTime;
 use association_internal::*;
 use association_stats::*;
 use pacer::{Congestion, DeliveryRate, Pacer, Published, RttFilter};
+use recovery::Rack;
 use bytes::{Bytes, BytesMut};
 use portable_atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize};
 use rand::random;
@@ -539,7 +541,8 @@ impl Association {
             }
 
             //log::debug!("[{}] wait awake_write_loop_ch", name);
-            // videortc patch: a chunk held back by the pacer wakes the loop when it may go.
+            // videortc patch: a chunk held back by the pacer, or the tail-loss probe, wakes
+            // the loop when it is due.
             let paced = async {
                 match pacing_wake {
                     Some(at) => tokio::time::sleep_until(at.into()).await,

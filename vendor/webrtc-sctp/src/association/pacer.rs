@@ -30,6 +30,22 @@ const SAMPLES: usize = 8;
 /// How long a minimum RTT sample counts.
 const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 
+/// The round trip below which congestion avoidance grows as plain SCTP/Reno (TCP Hybla's RTT0).
+const REFERENCE_RTT: Duration = Duration::from_millis(25);
+/// The most the growth is scaled by (ρ for a 200 ms path).
+const MAX_RTT_SCALE: f64 = 8.0;
+
+/// What congestion avoidance adds to the window per window acknowledged: one MTU on a path of
+/// up to 25 ms, ρ² MTUs beyond it with ρ = srtt / 25 ms (TCP Hybla). A sender's *rate* then
+/// grows as fast on a long path as on a short one. Plain SCTP adds one MTU per round trip
+/// everywhere, so its rate grows by MTU / RTT² per second: after a loss a 200 ms peer recovered
+/// 64 times slower than a 25 ms one, and peers of mixed RTTs on one node got rates that fell
+/// with the square of their RTT.
+pub(crate) fn avoidance_increase(mtu: u32, srtt: Duration) -> u32 {
+    let rho = (srtt.as_secs_f64() / REFERENCE_RTT.as_secs_f64()).clamp(1.0, MAX_RTT_SCALE);
+    (f64::from(mtu) * rho * rho) as u32
+}
+
 /// A token bucket refilled at the pacing rate.
 #[derive(Debug)]
 pub(crate) struct Pacer {
@@ -277,6 +293,14 @@ impl Congestion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn avoidance_grows_by_the_square_of_the_rtt_ratio_beyond_25_ms() {
+        assert_eq!(avoidance_increase(1200, Duration::from_millis(5)), 1200);
+        assert_eq!(avoidance_increase(1200, Duration::from_millis(50)), 4800);
+        assert_eq!(avoidance_increase(1200, Duration::from_millis(200)), 76800);
+        assert_eq!(avoidance_increase(1200, Duration::from_secs(2)), 76800);
+    }
 
     #[test]
     fn unpaced_without_rtt() {

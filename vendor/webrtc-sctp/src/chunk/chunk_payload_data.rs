@@ -122,6 +122,11 @@ pub struct ChunkPayloadData {
     /// Retransmission flag set when T1-RTX timeout occurred and this
     /// chunk is still in the inflight queue
     pub(crate) retransmit: bool,
+
+    /// videortc patch: when this chunk was last sent, and whether loss detection (RACK or the
+    /// tail-loss probe, association/recovery.rs) marked it for retransmission.
+    pub(crate) sent_at: Option<std::time::Instant>,
+    pub(crate) lost: bool,
 }
 
 impl Default for ChunkPayloadData {
@@ -143,6 +148,8 @@ impl Default for ChunkPayloadData {
             abandoned: Arc::new(AtomicBool::new(false)),
             all_inflight: Arc::new(AtomicBool::new(false)),
             retransmit: false,
+            sent_at: None,
+            lost: false,
         }
     }
 }
@@ -222,6 +229,8 @@ impl Chunk for ChunkPayloadData {
             abandoned: Arc::new(AtomicBool::new(false)),
             all_inflight: Arc::new(AtomicBool::new(false)),
             retransmit: false,
+            sent_at: None,
+            lost: false,
         })
     }
 
