@@ -33,18 +33,7 @@ pub fn binary() -> Result<PathBuf, String> {
         .arg(target_dir);
     match profile {
         "debug" => cmd.args(["--workspace", "--tests", "--bins"]),
-        // With the benches in the request, features resolve as `cargo bench` resolved them,
-        // so the node is not rebuilt with a different feature set after every bench build.
-        "release" => cmd.args([
-            "-p",
-            "videortc",
-            "--bin",
-            "videortc",
-            "-p",
-            "videortc-tests",
-            "--benches",
-            "--release",
-        ]),
+        "release" => cmd.args(["-p", "videortc", "--bin", "videortc", "--release"]),
         other => cmd.args(["-p", "videortc", "--bin", "videortc", "--profile", other]),
     };
     let status = cmd.status().map_err(|e| format!("cargo build: {e}"))?;
