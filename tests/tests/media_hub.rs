@@ -317,30 +317,38 @@ async fn small_ranges_never_evict_segments() {
 
 #[tokio::test]
 async fn bytes_in_flight_keep_to_their_share() {
-    let s = seg(140, 0);
-    let range = find(&setup(HubConfig::default()).await.1, &s)
-        .await
-        .unwrap();
-    let kib = range.len().div_ceil(1024);
+    let segs = [seg(140, 0), seg(140, 1), seg(140, 2)];
+    let (_origin, probe) = setup(HubConfig::default()).await;
+    let mut ranges = Vec::new();
+    for s in &segs {
+        ranges.push(find(&probe, s).await.unwrap());
+    }
+    let kib = |r: &ByteRange| r.len().div_ceil(1024);
+    // Room for the first two segments and 1 KiB more.
     let config = HubConfig {
-        in_flight_bytes: (2 * kib + kib / 2) << 10,
+        in_flight_bytes: (kib(&ranges[0]) + kib(&ranges[1]) + 1) << 10,
         in_flight_wait: Duration::from_millis(100),
         ..HubConfig::default()
     };
     let (_origin, hub) = setup(config).await;
-    // Two leases fit; a third waits, then the node says it is busy.
-    let a = hub.segment_lease(&s, range).await.unwrap();
-    let b = hub.segment_lease(&s, range).await.unwrap();
-    assert_eq!(
-        hub.summary().in_flight_bytes,
-        2 * range.len().div_ceil(1024) * 1024
-    );
-    let e = hub.segment_lease(&s, range).await.unwrap_err();
+    let a = hub.segment_lease(&segs[0], ranges[0]).await.unwrap();
+    let b = hub.segment_lease(&segs[1], ranges[1]).await.unwrap();
+    let both = (kib(&ranges[0]) + kib(&ranges[1])) * 1024;
+    assert_eq!(hub.summary().in_flight_bytes, both);
+    // A second send of the same segment shares its buffer, so it shares its hold.
+    let a2 = hub.segment_lease(&segs[0], ranges[0]).await.unwrap();
+    assert_eq!(&*a2, &*a);
+    assert_eq!(hub.summary().in_flight_bytes, both);
+    // A third segment does not fit: it waits, then the node says it is busy.
+    let e = hub.segment_lease(&segs[2], ranges[2]).await.unwrap_err();
     assert!(e.to_string().contains("busy"), "{e}");
     assert_eq!(hub.stats().in_flight_busy.load(Ordering::Relaxed), 1);
     drop(a);
-    let c = hub.segment_lease(&s, range).await.unwrap();
-    assert_eq!(&*c, &*b);
-    drop((b, c));
+    assert_eq!(hub.summary().in_flight_bytes, both, "a2 still holds it");
+    drop((a2, b));
+    assert_eq!(hub.summary().in_flight_bytes, 0);
+    let c = hub.segment_lease(&segs[2], ranges[2]).await.unwrap();
+    assert_eq!(hub.summary().in_flight_bytes, kib(&ranges[2]) * 1024);
+    drop(c);
     assert_eq!(hub.summary().in_flight_bytes, 0);
 }
