@@ -145,6 +145,26 @@ fn load_average() -> String {
         .join(" ")
 }
 
+/// The node's loss recovery so far, summed over every channel's path in `/peers`:
+/// chunks retransmitted, tail-loss probes, retransmission timeouts.
+async fn recovery(m: &Mesh) -> [u64; 3] {
+    let mut sum = [0; 3];
+    let Some(url) = m.node_url() else { return sum };
+    let Ok(resp) = reqwest::get(format!("{url}/peers")).await else {
+        return sum;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    for peer in v["peers"].as_array().into_iter().flatten() {
+        for ch in peer["channels"].as_array().into_iter().flatten() {
+            for (k, key) in ["retransmitted", "probes", "timeouts"].iter().enumerate() {
+                sum[k] += ch["path"][key].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    sum
+}
+
 async fn run() -> Result<(), String> {
     let load_before = load_average();
     let rounds: usize = std::env::var("BENCH_ROUNDS")
@@ -231,6 +251,7 @@ async fn run() -> Result<(), String> {
         one.push(r.len as f64 / r.total_ms / 1000.0);
     }
     let one_cpu = cpu0.zip(cpu_seconds(pid)).map(|(a, b)| b - a);
+    let one_recovery = recovery(&m).await;
     eprintln!("one-peer throughput done");
 
     // n peers, 2 or 4 to a page, each resolving a warm ~5.4 MB segment at the same time.
@@ -290,6 +311,7 @@ async fn run() -> Result<(), String> {
         aggregate.push(bytes as f64 / wall / 1e6);
     }
     let agg_cpu = cpu0.zip(cpu_seconds(pid)).map(|(a, b)| b - a);
+    let all_recovery = recovery(&m).await;
     let browser_cpu = tree_cpu_seconds(m.browser.pid()) - browser_cpu0;
     let agg_wall = agg_start.elapsed().as_secs_f64();
     sampling.store(false, Ordering::SeqCst);
@@ -344,6 +366,11 @@ async fn run() -> Result<(), String> {
         "| {n_peers}-peer phase CPU: node / Chromium / wall, s | {} / {browser_cpu:.1} / {agg_wall:.1} (2 cores = {:.1} CPU-s) | |",
         agg_cpu.map_or("n/a".to_owned(), |c| format!("{c:.1}")),
         2.0 * agg_wall
+    );
+    println!(
+        "| SCTP chunks retransmitted / probes / timeouts: first peer / all peers at the end | {} / {} | |",
+        one_recovery.map(|n| n.to_string()).join(" / "),
+        all_recovery.map(|n| n.to_string()).join(" / ")
     );
     println!(
         "| node RSS idle / peak sampled with {n_peers} peers / VmHWM, MB | {:.1} / {:.1} / {:.1} (now {:.1}) | ≤ 60 |",

@@ -150,6 +150,9 @@ impl Channel {
                     in_flight: c.in_flight,
                     delivery_rate: c.delivery_rate,
                     pacing_rate: c.pacing_rate,
+                    retransmitted: c.retransmitted,
+                    probes: c.probes,
+                    timeouts: c.timeouts,
                 }
             },
         }

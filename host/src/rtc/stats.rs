@@ -340,4 +340,10 @@ pub struct PathSnapshot {
     pub delivery_rate: u64,
     /// Pacing rate, bytes per second (0: not paced).
     pub pacing_rate: u64,
+    /// DATA chunks sent again after a detected loss.
+    pub retransmitted: u64,
+    /// Tail-loss probes sent.
+    pub probes: u64,
+    /// Retransmission timeouts (each restarts from a one-packet window).
+    pub timeouts: u64,
 }

@@ -517,6 +517,7 @@ impl AssociationInternal {
 
                     fast_retrans_size += data_chunk_size;
                     self.stats.inc_fast_retrans();
+                    self.congestion.count_retransmitted();
                     c.nsent += 1;
                     c.lost = false;
                     c.sent_at = Some(std::time::Instant::now());
@@ -1535,6 +1536,7 @@ impl AssociationInternal {
             if let Some(c) = self.inflight_queue.get_mut(tsn) {
                 if !c.acked && !c.abandoned() {
                     log::debug!("[{}] tail-loss probe: tsn={}", self.name, tsn);
+                    self.congestion.count_probe();
                     c.lost = true;
                     self.will_retransmit_fast = true;
                     return;
@@ -2293,6 +2295,7 @@ impl AssociationInternal {
                 c.lost = false;
                 c.sent_at = Some(std::time::Instant::now());
                 self.rack.on_resent(tsn);
+                self.congestion.count_retransmitted();
             } else {
                 break; // end of pending data
             }
@@ -2546,6 +2549,7 @@ impl RtxTimerObserver for AssociationInternal {
 
             RtxTimerId::T3RTX => {
                 self.stats.inc_t3timeouts();
+                self.congestion.count_timeout(); // videortc patch (pacer.rs)
 
                 // RFC 4960 sec 6.3.3
                 //  E1)  For the destination address for which the timer expires, adjust

@@ -235,6 +235,9 @@ pub struct Congestion {
     pacing_rate: AtomicU64,
     delivery_rate: AtomicU64,
     in_flight: AtomicU32,
+    retransmitted: AtomicU64,
+    probes: AtomicU64,
+    timeouts: AtomicU64,
 }
 
 /// A copy of [`Congestion`] at one moment.
@@ -254,6 +257,12 @@ pub struct CongestionSnapshot {
     pub delivery_rate: u64,
     /// Bytes sent and not yet acknowledged.
     pub in_flight: u32,
+    /// DATA chunks sent again after a loss was detected (miss indications, RACK or a probe).
+    pub retransmitted: u64,
+    /// Tail-loss probes sent (recovery.rs).
+    pub probes: u64,
+    /// Retransmission timeouts (T3-rtx): each resets the window to one packet.
+    pub timeouts: u64,
 }
 
 impl Congestion {
@@ -276,6 +285,18 @@ impl Congestion {
         );
     }
 
+    pub(crate) fn count_retransmitted(&self) {
+        self.retransmitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_probe(&self) {
+        self.probes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_timeout(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The current values.
     pub fn snapshot(&self) -> CongestionSnapshot {
         CongestionSnapshot {
@@ -286,6 +307,9 @@ impl Congestion {
             pacing_rate: self.pacing_rate.load(Ordering::Relaxed),
             delivery_rate: self.delivery_rate.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            retransmitted: self.retransmitted.load(Ordering::Relaxed),
+            probes: self.probes.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
         }
     }
 }
