@@ -656,10 +656,13 @@ impl MediaHub {
 
     /// Room in flight for `len` bytes, waited for up to the configured wait.
     pub async fn hold(&self, len: u64) -> Result<Held, MediaError> {
-        self.in_flight.hold(len).await.map_err(|e| {
-            self.count(&self.stats.in_flight_busy);
-            MediaError::Busy(e)
-        })
+        self.in_flight.hold(len).await.map_err(|e| self.busy(e))
+    }
+
+    /// No room in flight came: counted, and said as [`MediaError::Busy`].
+    fn busy(&self, e: Busy) -> MediaError {
+        self.count(&self.stats.in_flight_busy);
+        MediaError::Busy(e)
     }
 
     /// The policy's decision on a query or resolve: the video's info and the stream's
@@ -744,10 +747,7 @@ impl MediaHub {
             .in_flight
             .hold_shared(&key, range.len())
             .await
-            .map_err(|e| {
-                self.count(&self.stats.in_flight_busy);
-                MediaError::Busy(e)
-            })?;
+            .map_err(|e| self.busy(e))?;
         let stream = self.stream(&seg.vid, seg.itag).await?;
         let bytes = self.bytes(&seg.vid, seg.itag, &stream, range).await?;
         Ok(Lease::new(bytes, held))

@@ -519,9 +519,7 @@ impl AssociationInternal {
                     self.stats.inc_fast_retrans();
                     self.congestion.count_retransmitted();
                     c.nsent += 1;
-                    c.lost = false;
-                    c.sent_at = Some(std::time::Instant::now());
-                    self.rack.on_resent(tsn);
+                    self.rack.on_resent(c);
                 } else {
                     break; // end of pending data
                 }
@@ -2291,10 +2289,7 @@ impl AssociationInternal {
                 bytes_to_send += c.user_data.len();
 
                 c.nsent += 1;
-                // videortc patch: RACK (recovery.rs).
-                c.lost = false;
-                c.sent_at = Some(std::time::Instant::now());
-                self.rack.on_resent(tsn);
+                self.rack.on_resent(c); // videortc patch (recovery.rs)
                 self.congestion.count_retransmitted();
             } else {
                 break; // end of pending data

@@ -22,6 +22,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::chunk::chunk_payload_data::ChunkPayloadData;
+
 /// The reordering window never goes below this (timer granularity).
 const MIN_REORDER_WINDOW: Duration = Duration::from_millis(1);
 /// Added to the probe timeout when a single packet is outstanding: the receiver may hold its
@@ -80,9 +82,12 @@ impl Rack {
         self.frontier = Some(tsn);
     }
 
-    /// A chunk was sent again.
-    pub(crate) fn on_resent(&mut self, tsn: u32) {
-        self.resent.insert(tsn);
+    /// A chunk is being sent again: it is no longer marked lost, its send time is now, and it
+    /// is re-checked until delivered.
+    pub(crate) fn on_resent(&mut self, c: &mut ChunkPayloadData) {
+        c.lost = false;
+        c.sent_at = Some(Instant::now());
+        self.resent.insert(c.tsn);
     }
 
     /// The retransmitted chunks to re-check (the caller puts back those still outstanding).
