@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         .build()
         .expect("runtime");
     // Build (or find fresh) the release node first: the time limit is for the bench itself.
-    if let Err(e) = videortc_tests::node::binary() {
+    if let Err(e) = videortc_tests::node::program() {
         eprintln!("rtc bench: cannot build the node: {e}");
         return ExitCode::FAILURE;
     }

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
-    let bin = match videortc_tests::node::binary() {
+    let bin = match videortc_tests::node::program() {
         Ok(bin) => bin,
         Err(e) => {
             eprintln!("wan bench: cannot build the node: {e}");
@@ -448,7 +448,49 @@ async fn fairness(bench: &mut Bench, mode: &str) -> Result<String, String> {
         rtts.push(p.ping().await?);
     }
     let started = Instant::now();
-    let results = join_all(peers.iter().map(|p| bench.transfer(p, 1))).await;
+    let transfers = join_all(peers.iter().map(|p| bench.transfer(p, 1)));
+    let results = if std::env::var_os("WAN_DEBUG").is_some() {
+        // Every 250 ms, each peer's path as the node sees it (RTT, window, rates, recovery).
+        let sample = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let Ok(text) = bench.node_get(&node, "/peers").await else {
+                    continue;
+                };
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                let rows: Vec<String> = v["peers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        let path = p.pointer("/channels/0/path")?;
+                        Some(format!(
+                            "rtt {:.0} cwnd {} ss {} infl {} dr {:.2} pr {:.2} rtx {} pr {} to {}",
+                            path["min_rtt_ms"].as_f64()?,
+                            path["cwnd"].as_u64()? / 1000,
+                            path["ssthresh"].as_u64()? / 1000,
+                            path["in_flight"].as_u64()? / 1000,
+                            path["delivery_rate"].as_f64()? / 1e6,
+                            path["pacing_rate"].as_f64()? / 1e6,
+                            path["retransmitted"],
+                            path["probes"],
+                            path["timeouts"],
+                        ))
+                    })
+                    .collect();
+                eprintln!("t={:.2}s", started.elapsed().as_secs_f64());
+                for r in rows {
+                    eprintln!("  {r}");
+                }
+            }
+        };
+        tokio::select! {
+            r = transfers => r,
+            () = sample => unreachable!(),
+        }
+    } else {
+        transfers.await
+    };
     let wall = started.elapsed().as_secs_f64();
     let mut rates = Vec::new();
     let mut bytes = 0;

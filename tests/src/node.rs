@@ -43,6 +43,15 @@ pub fn binary() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// The node program to run: `VIDEORTC_NODE` if set (a wrapper, or a binary built elsewhere;
+/// nothing is built then), else [`binary`].
+pub fn program() -> Result<PathBuf, String> {
+    match std::env::var_os("VIDEORTC_NODE") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => binary(),
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released).
 pub fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -90,10 +99,7 @@ impl Node {
     /// of the built binary (`scripts/docker-image.sh` points it at a wrapper that runs the
     /// node in its Docker image).
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Result<Node, String> {
-        let bin = match std::env::var_os("VIDEORTC_NODE") {
-            Some(path) => PathBuf::from(path),
-            None => binary()?,
-        };
+        let bin = program()?;
         let port = free_port()?;
         let mut cmd = Command::new(bin);
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])

@@ -1334,9 +1334,10 @@ impl AssociationInternal {
                 t3rtx.stop().await;
             }
         } else {
-            log::trace!("[{}] T3-rtx timer start (pt2)", self.name);
+            log::trace!("[{}] T3-rtx timer restart (pt2)", self.name);
+            // videortc patch: restarted, not only started (RFC 4960 6.3.2 R3; rtx_timer.rs).
             if let Some(t3rtx) = &self.t3rtx {
-                t3rtx.start(self.rto_mgr.get_rto()).await;
+                t3rtx.restart(self.rto_mgr.get_rto()).await;
             }
         }
 
