@@ -4,12 +4,14 @@
 //! path. So every channel has a floor ([`RtcConfig::window`](super::RtcConfig::window),
 //! reserved with the peer in `MEMORY_BUDGET`) and grows towards twice the path's
 //! bandwidth-delay product, as its SCTP association measures them (delivery rate × minimum
-//! RTT, see `vendor/webrtc-sctp/src/association/pacer.rs`), up to a ceiling. While the window
-//! limits the sending, the delivery rate is window / RTT, so the window doubles each round trip
-//! until the path, not the window, is the limit; on loopback the product is tiny and the floor
-//! rules, as before. The association paces what it sends, so a large window does not leave in
-//! bursts. Growth above the floor is drawn from a shared pool (the budget's `windows` share):
-//! a channel takes only what is free and never waits for it.
+//! RTT, see `vendor/webrtc-sctp/src/association/pacer.rs`) or what is in flight, whichever is
+//! more, up to a ceiling. The delivery rate lags a round trip behind a window that doubles in
+//! slow start, and SCTP grows its window only while it has data waiting: sized from the rate
+//! alone, a fresh peer on a 200 ms path ran dry between messages and its window grew by half,
+//! not twice, per round trip. Twice the flight keeps as much again waiting. On loopback both
+//! are tiny and the floor rules. The association paces what it sends, so a large window does
+//! not leave in bursts. Growth above the floor is drawn from a shared pool (the budget's
+//! `windows` share): a channel takes only what is free and never waits for it.
 
 use std::sync::Arc;
 
@@ -49,10 +51,11 @@ impl WindowPool {
     }
 }
 
-/// What the path can take now: twice its bandwidth-delay product plus one message.
+/// What the path can take now: twice its bandwidth-delay product or its flight, whichever is
+/// more, plus one message.
 pub(crate) fn target(c: &CongestionSnapshot, message: usize) -> usize {
-    let bdp = c.delivery_rate as f64 * c.min_rtt_us as f64 / 1e6;
-    (2.0 * bdp) as usize + message
+    let bdp = (c.delivery_rate as f64 * c.min_rtt_us as f64 / 1e6) as usize;
+    2 * bdp.max(c.in_flight as usize) + message
 }
 
 /// One channel's window: the floor plus what it holds from the pool.
@@ -129,11 +132,17 @@ mod tests {
     }
 
     #[test]
-    fn the_target_is_twice_the_bdp_plus_a_message() {
+    fn the_target_is_twice_the_bdp_or_the_flight_plus_a_message() {
         // 8 MB/s at 50 ms: a 400 kB product.
         assert_eq!(target(&path(8_000_000, 50_000), 51_230), 800_000 + 51_230);
         // Before any measurement: one message.
         assert_eq!(target(&path(0, 0), 51_230), 51_230);
+        // In slow start the rate lags: the flight rules.
+        let ramping = CongestionSnapshot {
+            in_flight: 300_000,
+            ..path(2_000_000, 100_000)
+        };
+        assert_eq!(target(&ramping, 51_230), 600_000 + 51_230);
     }
 
     #[test]

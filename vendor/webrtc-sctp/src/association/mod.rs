@@ -64,6 +64,8 @@ pub(crate) const RECEIVE_MTU: usize = 8192;
 // libwebrtc's kMaxSafeMTUSize. There is no PMTUD, so this initial
 // value never adapts; anything larger makes delivery depend on IP
 // fragmentation surviving the path (#806).
+/// videortc patch: the initial congestion window, in MTUs (association_internal.rs).
+pub(crate) const INITIAL_CWND_MTUS: u32 = 10;
 pub(crate) const INITIAL_MTU: u32 = 1191;
 /// initial MTU for outgoing packets (to DTLS)
 // videortc: 128 KiB instead of 1 MiB. The node only receives small JSON messages, and
