@@ -4,14 +4,16 @@
 //! path. So every channel has a floor ([`RtcConfig::window`](super::RtcConfig::window),
 //! reserved with the peer in `MEMORY_BUDGET`) and grows towards twice the path's
 //! bandwidth-delay product, as its SCTP association measures them (delivery rate × minimum
-//! RTT, see `vendor/webrtc-sctp/src/association/pacer.rs`) or what is in flight, whichever is
-//! more, up to a ceiling. The delivery rate lags a round trip behind a window that doubles in
-//! slow start, and SCTP grows its window only while it has data waiting: sized from the rate
-//! alone, a fresh peer on a 200 ms path ran dry between messages and its window grew by half,
-//! not twice, per round trip. Twice the flight keeps as much again waiting. On loopback both
-//! are tiny and the floor rules. The association paces what it sends, so a large window does
-//! not leave in bursts. Growth above the floor is drawn from a shared pool (the budget's
-//! `windows` share): a channel takes only what is free and never waits for it.
+//! RTT, see `vendor/webrtc-sctp/src/association/pacer.rs`), four times while the association
+//! is in slow start on a path of 5 ms or more, up to a ceiling. In slow start the delivery rate lags a round trip behind
+//! a window that doubles, and SCTP grows its window only while it has data waiting: sized at
+//! twice the measured product, a fresh peer on a 200 ms path ran dry between messages and its
+//! window grew by half, not twice, per round trip. (Sizing from what is in flight instead
+//! feeds on itself where nothing is lost: on loopback the flight, and so the bursts, grew
+//! until Chromium's receive buffer dropped them.) On loopback the product is tiny and the
+//! floor rules. The association paces what it sends, so a large window does not leave in
+//! bursts. Growth above the floor is drawn from a shared pool (the budget's `windows` share):
+//! a channel takes only what is free and never waits for it.
 
 use std::sync::Arc;
 
@@ -51,11 +53,18 @@ impl WindowPool {
     }
 }
 
-/// What the path can take now: twice its bandwidth-delay product or its flight, whichever is
-/// more, plus one message.
+/// Below this minimum RTT slow start is over in a few milliseconds and not worth the larger
+/// window: on loopback, where the pacing rate is unbounded, the extra is one more burst for
+/// the browser's 128 KiB receive buffer to drop.
+const RAMP_MIN_RTT_US: u64 = 5_000;
+
+/// What the path can take now: twice its bandwidth-delay product (four times in slow start on
+/// a path of 5 ms or more) plus one message.
 pub(crate) fn target(c: &CongestionSnapshot, message: usize) -> usize {
     let bdp = (c.delivery_rate as f64 * c.min_rtt_us as f64 / 1e6) as usize;
-    2 * bdp.max(c.in_flight as usize) + message
+    let ramping = c.cwnd <= c.ssthresh && c.min_rtt_us >= RAMP_MIN_RTT_US;
+    bdp.saturating_mul(if ramping { 4 } else { 2 })
+        .saturating_add(message)
 }
 
 /// One channel's window: the floor plus what it holds from the pool.
@@ -123,26 +132,36 @@ mod tests {
 
     const KIB: usize = 1024;
 
+    /// A path past slow start.
     fn path(delivery_rate: u64, min_rtt_us: u64) -> CongestionSnapshot {
         CongestionSnapshot {
             delivery_rate,
             min_rtt_us,
+            cwnd: 500_000,
+            ssthresh: 400_000,
             ..CongestionSnapshot::default()
         }
     }
 
     #[test]
-    fn the_target_is_twice_the_bdp_or_the_flight_plus_a_message() {
+    fn the_target_is_twice_the_bdp_four_times_in_slow_start_plus_a_message() {
         // 8 MB/s at 50 ms: a 400 kB product.
         assert_eq!(target(&path(8_000_000, 50_000), 51_230), 800_000 + 51_230);
         // Before any measurement: one message.
         assert_eq!(target(&path(0, 0), 51_230), 51_230);
-        // In slow start the rate lags: the flight rules.
+        // In slow start the rate lags a doubling window: four times the product.
         let ramping = CongestionSnapshot {
-            in_flight: 300_000,
+            cwnd: 300_000,
+            ssthresh: 5_000_000,
             ..path(2_000_000, 100_000)
         };
-        assert_eq!(target(&ramping, 51_230), 600_000 + 51_230);
+        assert_eq!(target(&ramping, 51_230), 800_000 + 51_230);
+        // Not on loopback: slow start there is over at once.
+        let loopback = CongestionSnapshot {
+            min_rtt_us: 300,
+            ..ramping
+        };
+        assert_eq!(target(&loopback, 51_230), 2 * 600 + 51_230);
     }
 
     #[test]
