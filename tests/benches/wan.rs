@@ -13,7 +13,10 @@
 //!   `adaptive` the node's defaults;
 //! - `WAN_RATE_MBIT` [400] and `WAN_QUEUE_KB` [1024]: the node's uplink and its queue;
 //! - `WAN_SECONDS` [30]: how long one transfer may take before it is reported as capped;
-//! - `WAN_FAIR` [1]: run the 8-peer fairness phase (RTTs 20, 50, 100, 200 ms, two peers each).
+//! - `WAN_FAIR` [1]: run the 8-peer fairness phase (RTTs 20, 50, 100, 200 ms, two peers each);
+//! - `WAN_DEBUG`: print each single peer's path after its warm segment, UDP receive-buffer
+//!   drops and every gap over 0.3 s; in the fairness phase, every peer's path each 250 ms;
+//! - `VIDEORTC_NODE`: run this node binary instead of building one.
 //!
 //! MB = 10^6 bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
