@@ -5,15 +5,15 @@
 //! reserved with the peer in `MEMORY_BUDGET`) and grows towards twice the path's
 //! bandwidth-delay product, as its SCTP association measures them (delivery rate × minimum
 //! RTT, see `vendor/webrtc-sctp/src/association/pacer.rs`), four times while the association
-//! is in slow start on a path of 5 ms or more, up to a ceiling. In slow start the delivery rate lags a round trip behind
-//! a window that doubles, and SCTP grows its window only while it has data waiting: sized at
-//! twice the measured product, a fresh peer on a 200 ms path ran dry between messages and its
-//! window grew by half, not twice, per round trip. (Sizing from what is in flight instead
-//! feeds on itself where nothing is lost: on loopback the flight, and so the bursts, grew
-//! until Chromium's receive buffer dropped them.) On loopback the product is tiny and the
-//! floor rules. The association paces what it sends, so a large window does not leave in
-//! bursts. Growth above the floor is drawn from a shared pool (the budget's `windows` share):
-//! a channel takes only what is free and never waits for it.
+//! is in slow start on a path of 5 ms or more, up to a ceiling. In slow start the delivery
+//! rate lags a round trip behind a window that doubles, and SCTP grows its window only while it
+//! has data waiting: sized at twice the measured product, a fresh peer on a 200 ms path ran dry
+//! between messages and its window grew by half, not twice, per round trip. (Sizing from what
+//! is in flight instead feeds on itself where nothing is lost: on loopback the flight, and so
+//! the bursts, grew until Chromium's receive buffer dropped them.) On loopback the product is
+//! tiny and the floor rules. The association paces what it sends, so a large window does not
+//! leave in bursts. Growth above the floor is drawn from a shared pool (the budget's `windows`
+//! share): a channel takes only what is free and never waits for it.
 
 use std::sync::Arc;
 

@@ -176,7 +176,7 @@ impl Packet {
             }
         }
 
-        let checksum = crc32c(writer);
+        let checksum = crc32c::crc32c(writer); // videortc patch (util.rs)
 
         // Checksum is already in BigEndian
         // Using LittleEndian stops it from being flipped

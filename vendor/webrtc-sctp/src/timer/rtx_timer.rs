@@ -157,6 +157,8 @@ impl<T: 'static + RtxTimerObserver + Send> Drop for RtxTimer<T> {
 }
 
 impl<T: 'static + RtxTimerObserver + Send> RtxTimer<T> {
+    /// A stopped timer. With `max_retrans` 0 it keeps firing until stopped and never calls
+    /// `on_retransmission_failure`.
     pub(crate) fn new(
         timeout_observer: Weak<Mutex<T>>,
         id: RtxTimerId,
